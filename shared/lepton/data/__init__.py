@@ -1,0 +1,1 @@
+"""Data preparation records: data contracts, dataset versions and rejections."""
