@@ -1,0 +1,115 @@
+"""Lambda: run deployed code locally.
+
+moto runs Lambda code only through Docker. This replaces the one seam every caller goes through,
+`LambdaFunction.invoke` (direct Invoke, Step Functions tasks, API Gateway, EventBridge), and
+moto's S3 notification delivery, with localcloud's LambdaRuntime: the function's own deployment
+package, layers, environment, timeout and memory, in a warm worker process. S3 notifications and
+InvocationType=Event are asynchronous and retried, as on AWS."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from moto.awslambda import models as lambda_models
+from moto.awslambda.utils import get_backend
+
+from localcloud.lambda_runtime.pool import FunctionSpec, LambdaRuntime
+
+_runtime: LambdaRuntime | None = None
+_original_invoke = lambda_models.LambdaFunction.invoke
+
+
+def runtime() -> LambdaRuntime:
+    if _runtime is None:
+        raise RuntimeError("localcloud's Lambda runtime is not installed")
+    return _runtime
+
+
+def spec_for(fn: Any) -> FunctionSpec:
+    """The runnable description of a deployed moto LambdaFunction."""
+    rt = runtime()
+    backend = get_backend(fn.account_id, fn.region)
+    code_dir = rt.unpack(fn.code_bytes, "functions")
+    layer_dirs: list[Any] = []
+    for layer in fn.layers:
+        version = backend.layers_versions_by_arn(layer["Arn"])
+        root = rt.unpack(version.code_bytes, "layers")
+        layer_dirs += [root / "python", root / "python" / "lib" / "python3.11" / "site-packages"]
+    concurrency = int(fn.reserved_concurrency) if fn.reserved_concurrency not in (None, "") else 4
+    return FunctionSpec(
+        name=fn.function_name,
+        arn=fn.function_arn,
+        handler=fn.handler,
+        runtime=fn.run_time,
+        code_dir=code_dir,
+        layer_dirs=tuple(layer_dirs),
+        environment=tuple(sorted((k, str(v)) for k, v in (fn.environment_vars or {}).items())),
+        timeout=float(fn.timeout or 3),
+        memory_mb=int(fn.memory_size or 128),
+        version=str(fn.version),
+        max_concurrency=max(1, min(concurrency, 8)),
+    )
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _event_bytes(body: Any) -> bytes:
+    if body is None or body == "":
+        return b"{}"
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body).encode()
+
+
+def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+    invocation_type = _header(request_headers, "x-amz-invocation-type") or "RequestResponse"
+    spec = spec_for(self)
+    if invocation_type == "DryRun":
+        return b""
+    if invocation_type == "Event":
+        runtime().invoke_async(spec, _event_bytes(body))
+        return b""
+    result = runtime().invoke(spec, _event_bytes(body))
+    if result.function_error:
+        response_headers["x-amz-function-error"] = result.function_error
+    tail = "\n".join(result.logs).encode()[-4096:]
+    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
+    response_headers["x-amz-executed-version"] = spec.version
+    return result.payload
+
+
+def invoke_async(function_arn: str, account_id: str, region: str, event: Any) -> None:
+    """Deliver an event asynchronously (S3 notification, EventBridge target)."""
+    fn = get_backend(account_id, region).get_function(function_arn)
+    runtime().invoke_async(spec_for(fn), _event_bytes(event))
+
+
+def _s3_invoke(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    region = fn_arn.split(":")[3] if fn_arn.count(":") >= 6 else region_name
+    invoke_async(fn_arn, account_id, region, event_body)
+
+
+def install(lambda_runtime: LambdaRuntime) -> None:
+    global _runtime
+    _runtime = lambda_runtime
+    lambda_models.LambdaFunction.invoke = _invoke
+    from moto.s3 import notifications
+
+    notifications._invoke_awslambda = _s3_invoke
+
+
+def uninstall() -> None:
+    global _runtime
+    _runtime = None
+    lambda_models.LambdaFunction.invoke = _original_invoke
