@@ -83,6 +83,9 @@ def transform(template: dict[str, Any], parameters: dict[str, Any], region: str)
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
+    import logging
+
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)  # it nags about its own metrics
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
     try:
         return translator.translate(  # type: ignore[no-any-return]
