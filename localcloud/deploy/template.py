@@ -78,12 +78,12 @@ def transform(template: dict[str, Any], parameters: dict[str, Any], region: str)
         raise UnsupportedError(f"transforms {unknown} are not available locally")
     if not transforms:
         return copy.deepcopy(template)
+    import logging
+
     import boto3
     from samtranslator.model.exceptions import InvalidDocumentException
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
-
-    import logging
 
     logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)  # it nags about its own metrics
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
