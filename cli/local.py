@@ -93,9 +93,8 @@ def up(args: argparse.Namespace) -> int:
         )
         print(f"  AWS endpoint : {cloud.endpoint_url}   (aws --endpoint-url {cloud.endpoint_url} ...)")
         print(f"  REST API     : {cloud.api_url('v1')}   (SigV4, IAM user {ADMIN_USER})")
-        print(
-            f"  DynamoDB     : {'DynamoDB Local, persistent in ' + str(state_dir / 'dynamodb') if dynamodb_endpoint else 'in memory'}"
-        )
+        store = f"DynamoDB Local, persistent in {state_dir / 'dynamodb'}" if dynamodb_endpoint else "in memory"
+        print(f"  DynamoDB     : {store}")
         for key, value in stack.outputs.items():
             print(f"  {key:<24} {value}")
         print(f"In another shell: source {env_file}")
