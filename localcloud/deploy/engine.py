@@ -45,6 +45,7 @@ class Stack:
     resources: dict[str, Resource] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     nested: dict[str, Stack] = field(default_factory=dict)
+    conditions: dict[str, bool] = field(default_factory=dict)
     seconds: float = 0.0
 
     def walk(self, prefix: str = "") -> Iterator[tuple[str, Stack]]:
@@ -236,6 +237,7 @@ class Provisioner:
         )
         for name, expression in template.get("Conditions", {}).items():
             resolver.conditions[name] = resolver.condition(expression)
+        stack.conditions = dict(resolver.conditions)
         declared = {
             k: v for k, v in template.get("Resources", {}).items() if resolver.conditions.get(v.get("Condition"), True)
         }
