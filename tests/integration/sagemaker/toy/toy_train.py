@@ -30,7 +30,7 @@ def main() -> None:
     parser = Parser()
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--learning_rate", type=float, default=0.01)
-    parser.add_argument("--x", type=float, default=0.0)
+    parser.add_argument("-x", "--x", type=float, default=0.0)  # the toolkit passes one-letter names as -x
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--channels", default="train")
     parser.add_argument("--mode", default="ok", choices=["ok", "nan", "crash", "sleep", "slow_epochs"])
@@ -60,7 +60,7 @@ def main() -> None:
         if args.mode == "nan":
             print(f"epoch={epoch}")
             print("train:loss=nan")
-            fail(f"Training diverged: train:loss is NaN at epoch {epoch}; lower learning_rate (now {args.learning_rate})")
+            fail(f"Training diverged: train:loss is NaN at epoch {epoch}; lower learning_rate ({args.learning_rate})")
         # The objective the tuning tests search: smallest at x=0.3, learning_rate=0.01, optimizer adam.
         base = (args.x - 0.3) ** 2 + 0.1 * (math.log10(args.learning_rate) + 2) ** 2
         base += 0.05 if args.optimizer == "sgd" else 0.0
@@ -74,7 +74,13 @@ def main() -> None:
 
     model_dir = Path(os.environ["SM_MODEL_DIR"])
     env = {k: v for k, v in os.environ.items() if k.startswith("SM_") or k.startswith("TRAINING_JOB")}
-    (model_dir / "model.json").write_text(json.dumps({"argv": sys.argv[1:], "loss": loss, "env": env}))
+    channels = {
+        name: sorted(p.relative_to(path).as_posix() for p in Path(path).rglob("*") if p.is_file())
+        for name, path in ((c, os.environ[f"SM_CHANNEL_{c.upper()}"]) for c in json.loads(os.environ["SM_CHANNELS"]))
+    }
+    hyperparameters = json.loads((Path(os.environ["SM_INPUT_CONFIG_DIR"]) / "hyperparameters.json").read_text())
+    record = {"argv": sys.argv[1:], "loss": loss, "env": env, "channels": channels, "hyperparameters": hyperparameters}
+    (model_dir / "model.json").write_text(json.dumps(record))
     (Path(os.environ["SM_OUTPUT_DATA_DIR"]) / "report.txt").write_text(f"rows={rows}\n")
     print("done")
 
