@@ -149,6 +149,7 @@ class LogStreamWriter:
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._flush_interval = flush_interval
+        self._timer: threading.Timer | None = None
         backend = self._backend()
         if group not in backend.groups:
             try:
@@ -165,6 +166,11 @@ class LogStreamWriter:
         with self._lock:
             self._buffer.append({"timestamp": int(time.time() * 1000), "message": message})
             due = time.monotonic() - self._last_flush >= self._flush_interval or len(self._buffer) >= 500
+            if not due and self._timer is None:
+                # A quiet job's last lines still reach CloudWatch within the interval.
+                self._timer = threading.Timer(self._flush_interval, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
         if due:
             self.flush()
 
@@ -172,5 +178,8 @@ class LogStreamWriter:
         with self._lock:
             events, self._buffer = self._buffer, []
             self._last_flush = time.monotonic()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if events:
                 self._backend().put_log_events(self.group, self.stream, events)
