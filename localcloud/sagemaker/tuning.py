@@ -263,6 +263,19 @@ def format_hyperparameters(spec: TuningSpec, params: Mapping[str, Any]) -> dict[
     return tuned
 
 
+def _grid_sampler(grid: Mapping[str, Sequence[Any]], seed: int) -> Any:
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        """optuna's GridSampler, minus the study.stop() it calls once the grid is done: that call works only
+        inside study.optimize(), and the tuning job asks and tells itself (it runs exactly the grid's size)."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return GridSampler(grid, seed=seed)
+
+
 def build_study(spec: TuningSpec, study_name: str) -> optuna.Study:
     import optuna
 
@@ -280,7 +293,7 @@ def build_study(spec: TuningSpec, study_name: str) -> optuna.Study:
         )
     elif spec.strategy == "Grid":
         grid = {r.name: list(r.values) for r in spec.ranges if isinstance(r, CategoricalRange)}
-        sampler = optuna.samplers.GridSampler(grid, seed=seed)
+        sampler = _grid_sampler(grid, seed)
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     if spec.strategy == "Hyperband":
