@@ -128,7 +128,16 @@ def to_sfn_json(value: Any) -> Any:
 
 class StateTaskServiceSageMaker(StateTaskServiceCallback):
     def __init__(self) -> None:
-        super().__init__(supported_integration_patterns={ResourceCondition(ResourceCondition.Sync)})
+        # AWS supports request-response and .sync for SageMaker. WaitForTaskToken is listed only because
+        # moto 5.2.5's StateTaskServiceCallback._eval_integration_pattern calls interrupt_all() on the
+        # callback endpoint it creates only for services that list it (a .sync without it fails with
+        # AttributeError); _get_supported_parameters still rejects a .waitForTaskToken resource.
+        super().__init__(
+            supported_integration_patterns={
+                ResourceCondition(ResourceCondition.Sync),
+                ResourceCondition(ResourceCondition.WaitForTaskToken),
+            }
+        )
 
     # -- validation -----------------------------------------------------------------------------
     def _get_supported_parameters(self) -> set[str] | None:
