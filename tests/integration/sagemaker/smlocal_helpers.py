@@ -123,3 +123,42 @@ def wait_training(aws: Aws, name: str, timeout: float = 30.0) -> dict[str, Any]:
 
     result: dict[str, Any] = wait_until(done, timeout)
     return result
+
+
+# -- Step Functions ------------------------------------------------------------------------------
+SFN_ROLE = "arn:aws:iam::123456789012:role/lepton-statemachine"
+BEST_MODEL = f"States.Format('s3://{BUCKET}/pipeline/{{}}/output/model.tar.gz', $.tune.best)"
+
+
+def train_task(resource: str = "arn:aws:states:::sagemaker:createTrainingJob.sync", **extra: Any) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": resource,
+        "Parameters": {
+            "TrainingJobName.$": "$.job_name",
+            "AlgorithmSpecification": algorithm(),
+            "RoleArn": ROLE,
+            "HyperParameters.$": "$.hyperparameters",
+            "InputDataConfig": [channel("train", f"s3://{BUCKET}/datasets/ds-1/train/")],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/pipeline"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 120},
+        },
+        "ResultPath": "$.train",
+        **extra,
+    }
+
+
+def catching(errors: list[str]) -> list[dict[str, Any]]:
+    return [{"ErrorEquals": errors, "ResultPath": "$.error", "Next": "MarkFailed"}]
+
+
+def pipeline(train: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "StartAt": "Train",
+        "States": {
+            "Train": {**train, "Next": "Done"},
+            "MarkFailed": {"Type": "Pass", "Result": "FAILED", "ResultPath": "$.outcome", "End": True},
+            "Done": {"Type": "Pass", "Result": "TRAINED", "ResultPath": "$.outcome", "End": True},
+        },
+    }

@@ -7,37 +7,20 @@ import uuid
 from typing import Any
 
 from smlocal_helpers import (
+    BEST_MODEL,
     BUCKET,
     IMAGE,
     ROLE,
+    SFN_ROLE,
     Aws,
     algorithm,
+    catching,
     channel,
+    pipeline,
     script_hyperparameters,
+    train_task,
     wait_until,
 )
-
-SFN_ROLE = "arn:aws:iam::123456789012:role/lepton-statemachine"
-BEST_MODEL = f"States.Format('s3://{BUCKET}/pipeline/{{}}/output/model.tar.gz', $.tune.best)"
-
-
-def train_task(resource: str = "arn:aws:states:::sagemaker:createTrainingJob.sync", **extra: Any) -> dict[str, Any]:
-    return {
-        "Type": "Task",
-        "Resource": resource,
-        "Parameters": {
-            "TrainingJobName.$": "$.job_name",
-            "AlgorithmSpecification": algorithm(),
-            "RoleArn": ROLE,
-            "HyperParameters.$": "$.hyperparameters",
-            "InputDataConfig": [channel("train", f"s3://{BUCKET}/datasets/ds-1/train/")],
-            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/pipeline"},
-            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
-            "StoppingCondition": {"MaxRuntimeInSeconds": 120},
-        },
-        "ResultPath": "$.train",
-        **extra,
-    }
 
 
 def run(aws: Aws, definition: dict[str, Any], payload: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
@@ -54,21 +37,6 @@ def run(aws: Aws, definition: dict[str, Any], payload: dict[str, Any], timeout: 
     execution: dict[str, Any] = wait_until(finished, timeout)
     execution["history"] = aws.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     return execution
-
-
-def catching(errors: list[str]) -> list[dict[str, Any]]:
-    return [{"ErrorEquals": errors, "ResultPath": "$.error", "Next": "MarkFailed"}]
-
-
-def pipeline(train: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "StartAt": "Train",
-        "States": {
-            "Train": {**train, "Next": "Done"},
-            "MarkFailed": {"Type": "Pass", "Result": "FAILED", "ResultPath": "$.outcome", "End": True},
-            "Done": {"Type": "Pass", "Result": "TRAINED", "ResultPath": "$.outcome", "End": True},
-        },
-    }
 
 
 def test_sync_train_state_waits_for_the_job_and_returns_its_description(aws: Aws) -> None:

@@ -240,3 +240,23 @@ def test_unknown_tuning_job_is_resource_not_found(aws: Aws) -> None:
     with pytest.raises(ClientError) as error:
         aws.sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName="nope")
     assert error.value.response["Error"]["Code"] == "ResourceNotFound"
+
+
+def test_auto_early_stopping_stops_trials_worse_than_the_median(aws: Aws) -> None:
+    ranges = {"CategoricalParameterRanges": [{"Name": "x", "Values": ["0.3", "5.0"]}]}
+    request = tuning_request("tune-early", "Random", ranges=ranges, max_jobs=6, parallel=1, seed=11)
+    request["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] = "Auto"
+    static = script_hyperparameters(learning_rate=0.01, epochs=3, mode="slow_epochs", sleep=0.3)
+    request["TrainingJobDefinition"]["StaticHyperParameters"] = static
+    job = run_tuning(aws, request)
+
+    assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
+    summaries = trials(aws, "tune-early")
+    stopped = [s for s in summaries if s["TrainingJobStatus"] == "Stopped"]
+    assert stopped, "no trial was stopped early"
+    # Only the far worse value is stopped early; its objective so far still counts as reported.
+    assert {s["TunedHyperParameters"]["x"] for s in stopped} == {"5.0"}
+    assert all(s["ObjectiveStatus"] == "Succeeded" for s in stopped)
+    assert job["TrainingJobStatusCounters"]["Stopped"] == len(stopped)
+    assert job["BestTrainingJob"]["TunedHyperParameters"] == {"x": "0.3"}
+    assert job["BestTrainingJob"]["TrainingJobStatus"] == "Completed"
