@@ -260,3 +260,32 @@ def test_auto_early_stopping_stops_trials_worse_than_the_median(aws: Aws) -> Non
     assert job["TrainingJobStatusCounters"]["Stopped"] == len(stopped)
     assert job["BestTrainingJob"]["TunedHyperParameters"] == {"x": "0.3"}
     assert job["BestTrainingJob"]["TrainingJobStatus"] == "Completed"
+
+
+def test_hyperband_stops_weak_trials_at_its_rungs(aws: Aws) -> None:
+    ranges = {"ContinuousParameterRanges": [{"Name": "x", "MinValue": "0", "MaxValue": "3"}]}
+    request = tuning_request("tune-hyperband", "Hyperband", ranges=ranges, max_jobs=6, parallel=1, seed=5)
+    request["HyperParameterTuningJobConfig"]["StrategyConfig"] = {
+        "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 6}
+    }
+    static = script_hyperparameters(learning_rate=0.01, epochs=6, mode="slow_epochs", sleep=0.1)
+    request["TrainingJobDefinition"]["StaticHyperParameters"] = static
+    job = run_tuning(aws, request)
+
+    assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
+    summaries = trials(aws, "tune-hyperband")
+    assert len(summaries) == 6
+    stopped = [s for s in summaries if s["TrainingJobStatus"] == "Stopped"]
+    completed = [s for s in summaries if s["TrainingJobStatus"] == "Completed"]
+    assert stopped and completed
+    best_completed = min(completed, key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
+    assert job["BestTrainingJob"]["TrainingJobName"] == best_completed["TrainingJobName"]
+    # A stopped trial stopped at a rung, before its last epoch.
+    for summary in stopped:
+        epochs = {
+            m["MetricName"]: m["Value"]
+            for m in aws.sagemaker.describe_training_job(TrainingJobName=summary["TrainingJobName"])[
+                "FinalMetricDataList"
+            ]
+        }["epoch"]
+        assert epochs < 6
