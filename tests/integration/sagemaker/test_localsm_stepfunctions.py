@@ -6,6 +6,8 @@ import json
 import uuid
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
 from smlocal_helpers import (
     BEST_MODEL,
     BUCKET,
@@ -258,3 +260,61 @@ def test_stopping_the_execution_stops_the_running_job(aws: Aws) -> None:
     )
     assert job["SecondaryStatus"] == "Stopped"
     assert aws.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+
+
+def test_request_response_model_and_endpoint_config_calls(aws: Aws) -> None:
+    serving_image = IMAGE.replace("pytorch-training", "pytorch-inference")
+    definition = {
+        "StartAt": "CreateModel",
+        "States": {
+            "CreateModel": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sagemaker:createModel",
+                "Parameters": {
+                    "ModelName": "m-1",
+                    "ExecutionRoleArn": ROLE,
+                    "PrimaryContainer": {"Image": serving_image, "ModelDataUrl": f"s3://{BUCKET}/m/model.tar.gz"},
+                },
+                "ResultPath": "$.model",
+                "Next": "CreateEndpointConfig",
+            },
+            "CreateEndpointConfig": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sagemaker:createEndpointConfig",
+                "Parameters": {
+                    "EndpointConfigName": "ec-1",
+                    "ProductionVariants": [
+                        {
+                            "VariantName": "blue",
+                            "ModelName": "m-1",
+                            "InitialInstanceCount": 1,
+                            "InstanceType": "ml.m5.large",
+                        }
+                    ],
+                },
+                "ResultPath": "$.config",
+                "Next": "Describe",
+            },
+            "Describe": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sagemaker:describeEndpointConfig",
+                "Parameters": {"EndpointConfigName": "ec-1"},
+                "ResultSelector": {"variants.$": "$.ProductionVariants[*].VariantName", "created.$": "$.CreationTime"},
+                "ResultPath": "$.described",
+                "End": True,
+            },
+        },
+    }
+    execution = run(aws, definition, {})
+    assert execution["status"] == "SUCCEEDED", execution
+    output = json.loads(execution["output"])
+    assert output["model"]["ModelArn"].endswith(":model/m-1")
+    assert output["config"]["EndpointConfigArn"].endswith(":endpoint-config/ec-1")
+    assert output["described"]["variants"] == ["blue"]
+    assert isinstance(output["described"]["created"], int)
+
+
+def test_wait_for_task_token_is_not_a_sagemaker_integration_pattern(aws: Aws) -> None:
+    task = train_task("arn:aws:states:::sagemaker:createTrainingJob.waitForTaskToken")
+    with pytest.raises(ClientError, match=r"createTrainingJob\.waitForTaskToken not recognized"):
+        aws.sfn.create_state_machine(name="sm-wait", definition=json.dumps(pipeline(task)), roleArn=SFN_ROLE)
