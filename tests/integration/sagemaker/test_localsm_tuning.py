@@ -289,3 +289,13 @@ def test_hyperband_stops_weak_trials_at_its_rungs(aws: Aws) -> None:
             ]
         }["epoch"]
         assert epochs < 6
+
+
+def test_target_objective_value_ends_the_search_early(aws: Aws) -> None:
+    request = tuning_request("tune-target", "Random", max_jobs=6, parallel=1)
+    request["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] = {"TargetObjectiveMetricValue": 10.0}
+    job = run_tuning(aws, request)
+
+    assert job["HyperParameterTuningJobStatus"] == "Completed"
+    assert len(trials(aws, "tune-target")) == 1, "every toy loss is below 10: the first trial reaches the target"
+    assert job["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] <= 10.0
