@@ -256,3 +256,15 @@ def test_jobs_run_concurrently_and_wait_for_jobs_waits_for_all(aws: Aws) -> None
     assert overlapping >= 2, spans
     listed = aws.sagemaker.list_training_jobs(StatusEquals="Completed")["TrainingJobSummaries"]
     assert {j["TrainingJobName"] for j in listed} >= set(names)
+
+
+def test_shutdown_stops_running_jobs(aws: Aws) -> None:
+    aws.sagemaker.create_training_job(
+        **training_request("shutdown-me", HyperParameters=script_hyperparameters(mode="sleep", sleep=60))
+    )
+    wait_until(
+        lambda: aws.sagemaker.describe_training_job(TrainingJobName="shutdown-me")["SecondaryStatus"] == "Training"
+    )
+    local_sagemaker.shutdown(timeout=10)
+    job = aws.sagemaker.describe_training_job(TrainingJobName="shutdown-me")
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
