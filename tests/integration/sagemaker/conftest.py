@@ -22,8 +22,9 @@ def sagemaker_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     local_sagemaker.shutdown()
 
 
-@pytest.fixture
-def aws(sagemaker_runtime: Path) -> Iterator[Aws]:
+@pytest.fixture(scope="module")
+def module_aws(sagemaker_runtime: Path) -> Iterator[Aws]:
+    """One in-process AWS per test module (moto's reset costs about a second); tests use unique names."""
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         clients = Aws(
             s3=boto3.client("s3", region_name=REGION),
@@ -37,8 +38,14 @@ def aws(sagemaker_runtime: Path) -> Iterator[Aws]:
         clients.put("datasets/ds-1/train/part-0.csv", b"1.0,2.0\n3.0,4.0\n5.0,6.0\n")
         clients.put("datasets/ds-1/validation/part-0.csv", b"7.0,8.0\n")
         clients.put("datasets/ds-1/stats.json", json.dumps({"rows": 4}).encode())
-        try:
-            yield clients
-            local_sagemaker.wait_for_jobs(60)
-        finally:
-            local_sagemaker.shutdown()
+        yield clients
+
+
+@pytest.fixture
+def aws(module_aws: Aws) -> Iterator[Aws]:
+    """The module's AWS; no job of a test outlives it."""
+    try:
+        yield module_aws
+        local_sagemaker.wait_for_jobs(60)
+    finally:
+        local_sagemaker.shutdown()

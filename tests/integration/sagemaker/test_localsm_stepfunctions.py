@@ -60,8 +60,10 @@ def test_sync_train_state_waits_for_the_job_and_returns_its_description(aws: Aws
     assert isinstance(train["TrainingEndTime"], int) and train["TrainingEndTime"] > 1_600_000_000_000
     types = [e["type"] for e in execution["history"]]
     assert "TaskSubmitted" in types and "TaskSucceeded" in types
-    assert "models" not in aws.keys("pipeline/")  # sanity: the artifact key layout is <path>/<job>/output/...
-    assert "pipeline/sfn-train-ok/output/model.tar.gz" in aws.keys("pipeline/")
+    assert aws.keys("pipeline/sfn-train-ok/") == [
+        "pipeline/sfn-train-ok/output/model.tar.gz",
+        "pipeline/sfn-train-ok/output/output.tar.gz",
+    ]
 
 
 def test_a_failed_job_is_caught_as_states_task_failed_with_the_description_as_cause(aws: Aws) -> None:
@@ -238,7 +240,9 @@ def test_sync_tuning_then_sync_processing_then_create_model(aws: Aws) -> None:
 
 def test_stopping_the_execution_stops_the_running_job(aws: Aws) -> None:
     definition = pipeline(train_task())
-    machine = aws.sfn.create_state_machine(name="sm-abort", definition=json.dumps(definition), roleArn=SFN_ROLE)
+    machine = aws.sfn.create_state_machine(
+        name=f"sm-abort-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=SFN_ROLE
+    )
     payload = {"job_name": "sfn-abort", "hyperparameters": script_hyperparameters(mode="sleep", sleep=30)}
     arn = aws.sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name="abort", input=json.dumps(payload))[
         "executionArn"
@@ -317,4 +321,6 @@ def test_request_response_model_and_endpoint_config_calls(aws: Aws) -> None:
 def test_wait_for_task_token_is_not_a_sagemaker_integration_pattern(aws: Aws) -> None:
     task = train_task("arn:aws:states:::sagemaker:createTrainingJob.waitForTaskToken")
     with pytest.raises(ClientError, match=r"createTrainingJob\.waitForTaskToken not recognized"):
-        aws.sfn.create_state_machine(name="sm-wait", definition=json.dumps(pipeline(task)), roleArn=SFN_ROLE)
+        aws.sfn.create_state_machine(
+            name=f"sm-wait-{uuid.uuid4().hex[:8]}", definition=json.dumps(pipeline(task)), roleArn=SFN_ROLE
+        )
