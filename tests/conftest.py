@@ -21,9 +21,13 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cloud() -> Iterator[object]:
-    """The local AWS runtime, started once per test process (moto's backends are process-wide)."""
+    """The local AWS runtime, one per test module.
+
+    moto's backends are process-wide, and tests elsewhere use moto in-process (`mock_aws`), whose
+    start and stop reset every backend: a runtime never outlives its module, so the two never
+    overlap."""
     from localcloud import LocalCloud
 
     with LocalCloud() as running:
