@@ -26,10 +26,7 @@ def _delta(child: float | None, parent: float | None) -> float | None:
 
 
 def compress_job(args: argparse.Namespace) -> None:
-    from lepton_ml import archive, metrics
-    from lepton_ml.compression import compress_model, record_child_metrics, write_child
-    from lepton_ml.evaluation import headline, latency, load_test_set, quality
-    from lepton_ml.predictor import Predictor
+    from lepton_ml import archive
 
     with tempfile.TemporaryDirectory(prefix="lepton-compress-") as work:
         parent_dir, tarball = archive.locate(args.model_dir, Path(work) / "parent")
@@ -38,6 +35,13 @@ def compress_job(args: argparse.Namespace) -> None:
                 f"--model-dir {args.model_dir} must be the parent's model.tar.gz (or a folder holding it): "
                 "the child records the parent archive's sha256 and size."
             )
+        archive.verify_model_dir(parent_dir)
+
+        from lepton_ml import metrics
+        from lepton_ml.compression import compress_model, record_child_metrics, write_child
+        from lepton_ml.evaluation import headline, latency, load_test_set, quality
+        from lepton_ml.predictor import Predictor
+
         parent_sha = archive.sha256_file(tarball)
         parent = Predictor.load(parent_dir, archive_sha256=parent_sha)
         test = load_test_set(args.test_dir, parent)

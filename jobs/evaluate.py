@@ -21,12 +21,16 @@ from lepton_ml.processing import new_parser, run_processing
 def evaluate_job(args: argparse.Namespace) -> None:
     if not 0 <= args.fgsm_epsilon <= 10:
         raise JobFailure(f"Invalid arguments: --fgsm-epsilon must be between 0 and 10, got {args.fgsm_epsilon}.")
-    from lepton_ml import archive, metrics
-    from lepton_ml.evaluation import evaluate, load_test_set, plot
-    from lepton_ml.predictor import Predictor
+    from lepton_ml import archive
 
     with tempfile.TemporaryDirectory(prefix="lepton-evaluate-") as work:
         model_dir, tarball = archive.locate(args.model_dir, Path(work))
+        archive.verify_model_dir(model_dir)  # before anything is read from it (and before torch loads)
+
+        from lepton_ml import metrics
+        from lepton_ml.evaluation import evaluate, load_test_set, plot
+        from lepton_ml.predictor import Predictor
+
         predictor = Predictor.load(model_dir, archive_sha256=archive.sha256_file(tarball) if tarball else None)
         print(f"model: content sha256 {predictor.content_sha256}; archive sha256 {predictor.archive_sha256}")
         test = load_test_set(args.test_dir, predictor)

@@ -95,7 +95,9 @@ def dense_to_storage(state: Mapping[str, torch.Tensor], *, sparse: bool) -> dict
     out: dict[str, Any] = {}
     for name, tensor in state.items():
         if sparse and tensor.dim() == 2 and tensor.dtype.is_floating_point:
-            csr = tensor.detach().cpu().to_sparse_csr()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*Sparse CSR tensor support is in beta.*")
+                csr = tensor.detach().cpu().to_sparse_csr()
             crow = csr.crow_indices().to(torch.int32)
             col = csr.col_indices().to(torch.int32)
             values = csr.values()
@@ -116,9 +118,16 @@ def storage_to_dense(stored: Mapping[str, Any]) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for name, value in stored.items():
         if name.endswith(SPARSE_SUFFIX):
-            csr = torch.sparse_csr_tensor(
-                value["crow"].to(torch.int64), value["col"].to(torch.int64), value["values"], size=value["shape"]
-            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*Sparse CSR tensor support is in beta.*")
+                # check_invariants: a malformed file must raise, not read out of bounds
+                csr = torch.sparse_csr_tensor(
+                    value["crow"].to(torch.int64),
+                    value["col"].to(torch.int64),
+                    value["values"],
+                    size=value["shape"],
+                    check_invariants=True,
+                )
             state[name.removesuffix(SPARSE_SUFFIX)] = csr.to_dense()
         else:
             state[name] = value

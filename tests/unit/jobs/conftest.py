@@ -79,6 +79,12 @@ def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def job_env() -> Any:
+    """subprocess_env, for tests that start processes themselves."""
+    return subprocess_env
+
+
 def run_script(
     source_dir: Path, script: str, args: Sequence[str], env: dict[str, str], cwd: Path, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
@@ -194,6 +200,17 @@ def metric_definitions() -> list[dict[str, str]]:
 @pytest.fixture(scope="session")
 def breast_cancer_run(sandbox: Sandbox, datasets: dict[str, Path]) -> TrainingRun:
     run = sandbox.train(datasets["breast_cancer"], BREAST_CANCER_HPS, name="breast-cancer")
+    assert run.result is not None
+    assert run.result.returncode == 0, run.result.stderr
+    return run
+
+
+@pytest.fixture(scope="session")
+def diabetes_run(sandbox: Sandbox, datasets: dict[str, Path]) -> TrainingRun:
+    """A regression with a categorical feature."""
+    run = sandbox.train(
+        datasets["diabetes"], ["--epochs", "60", "--patience", "10", "--learning-rate", "0.003"], name="diabetes"
+    )
     assert run.result is not None
     assert run.result.returncode == 0, run.result.stderr
     return run

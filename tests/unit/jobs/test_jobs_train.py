@@ -117,11 +117,10 @@ def test_same_seed_gives_the_same_model(
 
 
 def test_regression_with_a_categorical_feature(
-    sandbox: Sandbox, datasets: dict[str, Path], metric_definitions: list[dict[str, str]]
+    diabetes_run: TrainingRun, datasets: dict[str, Path], metric_definitions: list[dict[str, str]]
 ) -> None:
-    run = sandbox.train(datasets["diabetes"], ["--epochs", "60", "--patience", "10", "--learning-rate", "0.003"],
-                        name="diabetes")  # fmt: skip
-    assert run.result is not None and run.result.returncode == 0, run.result.stderr
+    run = diabetes_run
+    assert run.result is not None
     values = metric_values(run.result.stdout, metric_definitions)
     assert {"validation:rmse", "validation:mae", "validation:r2"} <= values.keys()
     assert "validation:accuracy" not in values
