@@ -221,8 +221,12 @@ def breast_cancer_tarball(breast_cancer_run: TrainingRun) -> Path:
     return breast_cancer_run.tarball()
 
 
-@pytest.fixture
-def jobs_on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """In-process imports of the job modules (inference.py, lepton_ml) from jobs/."""
-    monkeypatch.syspath_prepend(str(JOBS))
+@pytest.fixture(autouse=True)
+def single_torch_thread() -> Iterator[None]:
+    """In-process training of tiny models: one intra-op thread (two cores, shared with subprocesses)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(before)
