@@ -143,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    host, port = server.server_address[:2]
-    print(f"serving on http://{host}:{port} (model {model_dir})", flush=True)
+    print(f"serving on http://{args.host}:{server.server_port} (model {model_dir})", flush=True)
     server.serve_forever()
     server.server_close()
     return 0

@@ -12,19 +12,24 @@ import datetime as dt
 import json
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from lepton_ml.errors import JobFailure
 from lepton_ml.failure import run_job
-from lepton_ml.hyperparams import parse_hyperparameters
+from lepton_ml.hyperparams import TrainingHyperparameters, parse_hyperparameters
 from lepton_ml.sm_env import TrainingEnvironment, collect_hyperparameters
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used, so that cheap checks fail before the heavy imports
+    import numpy as np
+    import torch
     from torch import nn
 
+    from lepton_ml.data import DatasetStats
     from lepton_ml.model import ModelConfig
     from lepton_ml.preprocessing import Preprocessor
+    from lepton_ml.training import FitResult
 
 SOURCE_DIR = Path(__file__).resolve().parent
 CHANNELS = ("train", "validation", "stats")
@@ -43,13 +48,27 @@ def _channels(env: TrainingEnvironment) -> dict[str, Path]:
     return found
 
 
-def train(env: TrainingEnvironment, argv: list[str]) -> None:
-    hps = parse_hyperparameters(collect_hyperparameters(argv, env.input_config_dir))
-    channels = _channels(env)
-    print("hyperparameters: " + json.dumps(hps.as_strings(), sort_keys=True), flush=True)
+@dataclass
+class TrainingData:
+    """The train and validation splits, encoded: what the training loop consumes."""
 
-    # Imports in the order the checks need them, so that bad hyperparameters, channels or data
-    # fail the job before torch and scikit-learn load.
+    stats: DatasetStats
+    pre: Preprocessor
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    y_val_original: np.ndarray  # regression targets in their own units (class indices otherwise)
+
+
+@dataclass
+class Prepared:
+    config: ModelConfig
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def load_training_data(channels: dict[str, Path]) -> TrainingData:
+    """stats.json and the parquet parts, checked and encoded (pandas and pyarrow; no torch yet)."""
     import numpy as np
 
     from lepton_ml.data import load_stats, read_split
@@ -64,41 +83,61 @@ def train(env: TrainingEnvironment, argv: list[str]) -> None:
     y_val_original = (
         frames["validation"][stats.target].to_numpy(dtype=np.float64) if pre.task == "regression" else y["validation"]
     )
+    return TrainingData(stats, pre, x, y, y_val_original)
 
+
+def prepare(hps: TrainingHyperparameters, data: TrainingData, device: torch.device) -> Prepared:
+    """The model, its optimiser and the splits as tensors on ``device`` (seed torch first)."""
     import torch
 
-    from lepton_ml import metrics, training
+    from lepton_ml import training
     from lepton_ml.model import ModelConfig, build_mlp
 
-    device = training.resolve_device(hps.device)
-    training.set_seeds(hps.seed, device)
-    print(f"device: {device}; rows: train={len(x['train'])} validation={len(x['validation'])}; "
-          f"task: {pre.task}; inputs: {pre.input_dim}", flush=True)  # fmt: skip
+    pre = data.pre
     config = ModelConfig(pre.task, pre.input_dim, hps.hidden_sizes, pre.output_dim, hps.dropout)
     net = build_mlp(config).to(device)
     optimizer = training.make_optimizer(hps.optimizer, net.parameters(), hps.learning_rate, hps.weight_decay,
                                         hps.momentum)  # fmt: skip
     target_dtype = torch.long if pre.task == "classification" else torch.float32
     tensors = {
-        split: (torch.as_tensor(x[split], device=device), torch.as_tensor(y[split], dtype=target_dtype, device=device))
-        for split in x
-    }
+        split: (torch.as_tensor(data.x[split], device=device),
+                torch.as_tensor(data.y[split], dtype=target_dtype, device=device))
+        for split in data.x
+    }  # fmt: skip
+    return Prepared(config, net, optimizer, tensors)
 
-    def validation_metrics(output: torch.Tensor) -> dict[str, float]:
-        if pre.task == "classification":
-            return metrics.quick_classification(y["validation"], output.argmax(dim=1).numpy())
-        return metrics.regression_metrics(y_val_original, pre.decode_regression(output.squeeze(-1).numpy()))
 
-    def on_epoch(result: training.EpochResult) -> dict[str, float]:
-        figures = {f"validation:{k}": v for k, v in validation_metrics(result.validation_output).items()}
-        metrics.emit({"epoch": result.epoch, "train:loss": result.train_loss, "validation:loss": result.validation_loss,
-                      **figures, "train:samples_per_second": result.samples_per_second})  # fmt: skip
-        return figures
+def run_loop(
+    hps: TrainingHyperparameters, data: TrainingData, prepared: Prepared, stream: TextIO | None = None
+) -> FitResult:
+    """The training loop as the entry point runs it: fit with per-epoch validation metrics printed."""
+    from lepton_ml import metrics, training
 
-    fit = training.fit(
-        net, *tensors["train"], *tensors["validation"], task=pre.task, optimizer=optimizer, epochs=hps.epochs,
-        batch_size=hps.batch_size, patience=hps.patience, seed=hps.seed, on_epoch=on_epoch,
+    reporter = metrics.epoch_reporter(
+        data.pre.task, data.y["validation"], data.y_val_original, data.pre.decode_regression, stream
+    )
+    return training.fit(
+        prepared.net, *prepared.tensors["train"], *prepared.tensors["validation"], task=data.pre.task,
+        optimizer=prepared.optimizer, epochs=hps.epochs, batch_size=hps.batch_size, patience=hps.patience,
+        seed=hps.seed, on_epoch=reporter,
     )  # fmt: skip
+
+
+def train(env: TrainingEnvironment, argv: list[str]) -> None:
+    hps = parse_hyperparameters(collect_hyperparameters(argv, env.input_config_dir))
+    channels = _channels(env)
+    print("hyperparameters: " + json.dumps(hps.as_strings(), sort_keys=True), flush=True)
+    # Bad hyperparameters, channels or data fail the job before torch and scikit-learn load.
+    data = load_training_data(channels)
+
+    from lepton_ml import archive, metrics, training
+
+    device = training.resolve_device(hps.device)
+    training.set_seeds(hps.seed, device)
+    print(f"device: {device}; rows: train={len(data.x['train'])} validation={len(data.x['validation'])}; "
+          f"task: {data.pre.task}; inputs: {data.pre.input_dim}", flush=True)  # fmt: skip
+    prepared = prepare(hps, data, device)
+    fit = run_loop(hps, data, prepared)
     best = fit.history[fit.best_epoch - 1]
     final = {k: v for k, v in best.items() if k in ("train:loss", "validation:loss") or k.startswith("validation:")}
     print(f"early stopping: kept the weights of epoch {fit.best_epoch} of {fit.epochs_run}", flush=True)
@@ -106,7 +145,7 @@ def train(env: TrainingEnvironment, argv: list[str]) -> None:
     metrics.emit(final)
 
     details = {
-        "project": stats.project,
+        "project": data.stats.project,
         "training_job_name": env.job_name,
         "hyperparameters": hps.as_strings(),
         "seed": hps.seed,
@@ -115,12 +154,10 @@ def train(env: TrainingEnvironment, argv: list[str]) -> None:
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
         "stopped_early": fit.stopped_early,
-        "rows": {split: len(x[split]) for split in x},
+        "rows": {split: len(data.x[split]) for split in data.x},
     }
-    write_archive(env.model_dir, net.cpu(), config, pre, details)
+    write_archive(env.model_dir, prepared.net.cpu(), prepared.config, data.pre, details)
     env.output_data_dir.mkdir(parents=True, exist_ok=True)
-    from lepton_ml import archive
-
     archive.write_json(env.output_data_dir / "history.json", fit.history)
     print(f"model archive written to {env.model_dir}", flush=True)
 

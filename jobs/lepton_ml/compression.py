@@ -14,7 +14,14 @@ from torch.nn.utils import prune
 
 from lepton_ml import archive
 from lepton_ml.errors import JobFailure
-from lepton_ml.model import ModelConfig, count_nonzero_weights, linear_layers, quantize_dynamic_int8, save_model
+from lepton_ml.model import (
+    ModelConfig,
+    Quantization,
+    count_nonzero_weights,
+    linear_layers,
+    quantize_dynamic_int8,
+    save_model,
+)
 from lepton_ml.predictor import Predictor
 
 Method = Literal["quantize", "prune", "prune+quantize"]
@@ -53,7 +60,7 @@ def compress_model(parent: Predictor, method: Method, prune_amount: float) -> Co
         sparsity = global_magnitude_prune(model, prune_amount)
         pruning = {"method": "global_magnitude_l1", "amount": prune_amount, "sparsity": round(sparsity, 6)}
         details["pruning"] = pruning
-    quantization = None
+    quantization: Quantization = None
     if "quantize" in method:
         model = quantize_dynamic_int8(model)
         quantization = "dynamic_int8"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import numpy as np
@@ -43,6 +43,32 @@ def quick_classification(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, fl
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "f1_macro": float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0)),
     }
+
+
+def epoch_reporter(
+    task: str,
+    y_val: np.ndarray,
+    y_val_original: np.ndarray,
+    decode: Callable[[np.ndarray], np.ndarray],
+    stream: TextIO | None = None,
+) -> Callable[[Any], dict[str, float]]:
+    """The per-epoch callback of train.py: validation figures, printed as `name=value` lines.
+
+    ``decode`` maps the model's standardised regression output back to the target's units.
+    """
+
+    def report(epoch: Any) -> dict[str, float]:
+        output = epoch.validation_output
+        if task == "classification":
+            figures = quick_classification(y_val, output.argmax(dim=1).numpy())
+        else:
+            figures = regression_metrics(y_val_original, decode(output.squeeze(-1).numpy()))
+        named = {f"validation:{k}": v for k, v in figures.items()}
+        emit({"epoch": epoch.epoch, "train:loss": epoch.train_loss, "validation:loss": epoch.validation_loss,
+              **named, "train:samples_per_second": epoch.samples_per_second}, stream=stream)  # fmt: skip
+        return named
+
+    return report
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

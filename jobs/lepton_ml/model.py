@@ -161,7 +161,8 @@ def float_copy(model: nn.Module, config: ModelConfig) -> nn.Module:
     if config.quantization is None:
         return model
     dense = build_mlp(config.with_compression(None, None))
-    quantized_layers = [m for m in model.modules() if hasattr(m, "weight") and callable(m.weight)]
+    # torch.ao.nn.quantized.dynamic.Linear exposes weight() and bias() as methods
+    quantized_layers: list[Any] = [m for m in model.modules() if callable(getattr(m, "weight", None))]
     for target, source in zip(linear_layers(dense), quantized_layers, strict=True):
         with torch.no_grad():
             target.weight.copy_(source.weight().dequantize())

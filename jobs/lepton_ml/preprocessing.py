@@ -171,7 +171,7 @@ class Preprocessor:
                 x = np.where(np.isnan(x), spec.mean, x)
                 blocks.append(((x - spec.mean) / spec.scale)[:, None])
             else:
-                lookup = {c: i for i, c in enumerate(spec.categories)}
+                lookup: dict[str | None, int] = {c: i for i, c in enumerate(spec.categories)}
                 idx = np.fromiter((lookup.get(_category_key(v), -1) for v in values), dtype=np.int64)
                 onehot = np.zeros((len(idx), spec.width), dtype=np.float64)
                 hit = idx >= 0
