@@ -221,6 +221,65 @@ def breast_cancer_tarball(breast_cancer_run: TrainingRun) -> Path:
     return breast_cancer_run.tarball()
 
 
+@pytest.fixture(scope="session")
+def breast_cancer_evaluation(sandbox: Sandbox, breast_cancer_tarball: Path, datasets: dict[str, Path]) -> dict:
+    """evaluate.py as a processing job on the breast-cancer model.tar.gz and test split."""
+    out = sandbox.tmp / "evaluation"
+    result, message = sandbox.process(
+        "evaluate.py",
+        ["--model-dir", str(breast_cancer_tarball.parent), "--test-dir", str(datasets["breast_cancer"] / "test"),
+         "--output-dir", str(out), "--fgsm-epsilon", "0.3", "--latency-samples", "50"],
+        name="evaluate",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not message.exists()
+    return {"doc": json.loads((out / "evaluation.json").read_text()), "dir": out, "stdout": result.stdout}
+
+
+# hyperparameters.json as the SageMaker SDK writes it: JSON-encoded strings, its own names beside ours
+WINE_HYPERPARAMETERS = {
+    "epochs": "3",
+    "hidden_sizes": '"16,8"',
+    "learning_rate": "0.01",
+    "optimizer": '"sgd"',
+    "sagemaker_program": '"train.py"',
+    "sagemaker_submit_directory": '"s3://bucket/sourcedir.tar.gz"',
+    "_tuning_objective_metric": '"validation:accuracy"',
+}
+
+
+@pytest.fixture(scope="session")
+def wine_hyperparameters() -> dict[str, str]:
+    return dict(WINE_HYPERPARAMETERS)
+
+
+@pytest.fixture(scope="session")
+def wine_run(sandbox: Sandbox, datasets: dict[str, Path]) -> TrainingRun:
+    """A short multi-class job configured through hyperparameters.json, the command line on top."""
+    run = sandbox.train(datasets["wine"], ["--epochs", "4"], hyperparameters=WINE_HYPERPARAMETERS, name="wine")
+    assert run.result is not None
+    assert run.result.returncode == 0, run.result.stderr
+    return run
+
+
+@pytest.fixture(scope="session")
+def entry_point() -> Any:
+    """Loads jobs/<name>.py in process under a private module name (its main(argv) returns the exit code)."""
+    loaded: dict[str, ModuleType] = {}
+
+    def load(name: str) -> ModuleType:
+        if name not in loaded:
+            spec = importlib.util.spec_from_file_location(f"lepton_jobs_{name}", JOBS / f"{name}.py")
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            loaded[name] = module
+        return loaded[name]
+
+    return load
+
+
 @pytest.fixture(autouse=True)
 def single_torch_thread() -> Iterator[None]:
     """In-process training of tiny models: one intra-op thread (two cores, shared with subprocesses)."""

@@ -6,7 +6,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -24,21 +24,8 @@ pytestmark = pytest.mark.slow
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def evaluation(sandbox: Sandbox, breast_cancer_tarball: Path, datasets: dict[str, Path]) -> dict:
-    out = sandbox.tmp / "evaluation"
-    result, message = sandbox.process(
-        "evaluate.py",
-        ["--model-dir", str(breast_cancer_tarball.parent), "--test-dir", str(datasets["breast_cancer"] / "test"),
-         "--output-dir", str(out), "--fgsm-epsilon", "0.3", "--latency-samples", "50"],
-        name="evaluate",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert not message.exists()
-    return {"doc": json.loads((out / "evaluation.json").read_text()), "dir": out, "stdout": result.stdout}
-
-
-def test_evaluation_report_covers_the_contract(evaluation: dict, breast_cancer_tarball: Path) -> None:
+def test_evaluation_report_covers_the_contract(breast_cancer_evaluation: dict, breast_cancer_tarball: Path) -> None:
+    evaluation = breast_cancer_evaluation
     doc = evaluation["doc"]
     m = doc["metrics"]
     keys = [
@@ -94,18 +81,25 @@ def _tampered_copy(tarball: Path, out: Path, member: str) -> Path:
 
 
 def test_evaluate_refuses_an_archive_that_fails_its_checksums(
-    sandbox: Sandbox, breast_cancer_tarball: Path, datasets: dict[str, Path]
+    breast_cancer_tarball: Path, datasets: dict[str, Path], tmp_path: Path, entry_point: Any
 ) -> None:
-    bad = _tampered_copy(breast_cancer_tarball, sandbox.tmp / "tampered", "model.pt")
-    out = sandbox.tmp / "tampered-eval"
-    result, message = sandbox.process(
-        "evaluate.py",
-        ["--model-dir", str(bad), "--test-dir", str(datasets["breast_cancer"] / "test"), "--output-dir", str(out)],
-        name="evaluate-tampered",
-    )
-    assert result.returncode == 1
+    bad = _tampered_copy(breast_cancer_tarball, tmp_path / "tampered", "model.pt")
+    out, message = tmp_path / "evaluation", tmp_path / "output" / "message"
+    code = entry_point("evaluate").main(
+        ["--model-dir", str(bad), "--test-dir", str(datasets["breast_cancer"] / "test"), "--output-dir", str(out),
+         "--failure-file", str(message)]
+    )  # fmt: skip
+    assert code == 1
     assert "model.pt does not match its sha256" in message.read_text()
     assert not (out / "evaluation.json").exists()
+
+
+def test_processing_arguments_are_checked(tmp_path: Path, entry_point: Any) -> None:
+    message = tmp_path / "message"
+    assert entry_point("evaluate").main(["--fgsm-epsilon", "abc", "--failure-file", str(message)]) == 1
+    assert "argument --fgsm-epsilon: invalid float value: 'abc'" in message.read_text()
+    assert entry_point("compress").main(["--method", "zip", "--failure-file", str(message)]) == 1
+    assert "argument --method: invalid choice: 'zip'" in message.read_text()
 
 
 def test_evaluate_regression_in_process(diabetes_run: TrainingRun, datasets: dict[str, Path], tmp_path: Path) -> None:
@@ -181,16 +175,15 @@ def test_quantized_child_serves_through_the_inference_path(
 
 
 def test_pruned_child_has_real_zeros_and_is_smaller(
-    sandbox: Sandbox, breast_cancer_tarball: Path, datasets: dict[str, Path], tmp_path: Path
+    breast_cancer_tarball: Path, datasets: dict[str, Path], tmp_path: Path, entry_point: Any
 ) -> None:
-    out = sandbox.tmp / "pruned"
-    result, _ = sandbox.process(
-        "compress.py",
-        ["--model-dir", str(breast_cancer_tarball.parent), "--test-dir", str(datasets["breast_cancer"] / "test"),
-         "--output-dir", str(out), "--method", "prune", "--prune-amount", "0.7", "--latency-samples", "10"],
-        name="compress-prune",
+    out = tmp_path / "pruned"
+    code = entry_point("compress").main(
+        ["--model-dir", str(breast_cancer_tarball), "--test-dir", str(datasets["breast_cancer"] / "test"),
+         "--output-dir", str(out), "--method", "prune", "--prune-amount", "0.7", "--latency-samples", "10",
+         "--failure-file", str(tmp_path / "message")]
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert code == 0, (tmp_path / "message").read_text()
     doc = json.loads((out / "compression.json").read_text())
     assert doc["compression"]["pruning"]["amount"] == 0.7
     assert doc["child"]["size_bytes"]["archive"] < doc["parent"]["size_bytes"]["archive"]
@@ -210,11 +203,11 @@ def test_pruned_child_has_real_zeros_and_is_smaller(
     assert child.predict_encoded(np.zeros((1, config.input_dim), dtype=np.float32)).probabilities is not None
 
 
-def test_compress_needs_the_parent_tarball(sandbox: Sandbox, breast_cancer_run: TrainingRun, tmp_path: Path) -> None:
-    result, message = sandbox.process(
-        "compress.py",
-        ["--model-dir", str(breast_cancer_run.model_dir), "--test-dir", str(tmp_path), "--output-dir", str(tmp_path)],
-        name="compress-extracted",
-    )
-    assert result.returncode == 1
+def test_compress_needs_the_parent_tarball(breast_cancer_run: TrainingRun, tmp_path: Path, entry_point: Any) -> None:
+    message = tmp_path / "message"
+    code = entry_point("compress").main(
+        ["--model-dir", str(breast_cancer_run.model_dir), "--test-dir", str(tmp_path), "--output-dir", str(tmp_path),
+         "--failure-file", str(message)]
+    )  # fmt: skip
+    assert code == 1
     assert "must be the parent's model.tar.gz" in message.read_text()
