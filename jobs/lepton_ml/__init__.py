@@ -4,5 +4,3 @@ Packaged with jobs/ as sourcedir.tar.gz, and copied into every model archive as 
 It never imports the Lambda layer (`lepton`) nor localcloud. The serving path (errors,
 preprocessing, model, archive, predictor) needs only the standard library, numpy and torch.
 """
-
-SCHEMA_VERSION = 1

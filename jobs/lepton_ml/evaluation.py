@@ -76,16 +76,18 @@ def fgsm(predictor: Predictor, test: TestSet, epsilon: float) -> dict[str, Any]:
     The gradient comes from the float model (the dequantised copy of an int8 model); the perturbed
     rows are then scored by the model itself.
     """
-    surrogate: nn.Module = float_copy(predictor.model, predictor.config).cpu().eval()
-    x = torch.tensor(test.x, dtype=torch.float32, requires_grad=True)
+    device = predictor.device  # an int8 model runs on the CPU, and so does its float copy
+    surrogate: nn.Module = float_copy(predictor.model, predictor.config).to(device).eval()
+    x = torch.tensor(test.x, dtype=torch.float32, device=device, requires_grad=True)
     output = surrogate(x)
     if predictor.task == "classification":
-        loss = nn.functional.cross_entropy(output, torch.as_tensor(test.y, dtype=torch.long))
+        loss = nn.functional.cross_entropy(output, torch.as_tensor(test.y, dtype=torch.long, device=device))
     else:
-        loss = nn.functional.mse_loss(output.squeeze(-1), torch.as_tensor(test.y, dtype=torch.float32))
+        target = torch.as_tensor(test.y, dtype=torch.float32, device=device)
+        loss = nn.functional.mse_loss(output.squeeze(-1), target)
     (grad,) = torch.autograd.grad(loss, x)
-    mask = torch.as_tensor(predictor.preprocessor.numeric_mask(), dtype=torch.float32)
-    x_adv = (x.detach() + epsilon * grad.sign() * mask).numpy()
+    mask = torch.as_tensor(predictor.preprocessor.numeric_mask(), dtype=torch.float32, device=device)
+    x_adv = (x.detach() + epsilon * grad.sign() * mask).cpu().numpy()
     attacked = predictor.predict_encoded(x_adv)
     result: dict[str, Any] = {
         "method": "fgsm",

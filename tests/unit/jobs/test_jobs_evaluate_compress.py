@@ -174,6 +174,30 @@ def test_quantized_child_serves_through_the_inference_path(
     assert np.allclose(np.sum(answer["probabilities"], axis=1), 1.0)
 
 
+def test_evaluating_the_int8_child_attacks_it_through_its_float_copy(
+    quantized: dict, datasets: dict[str, Path], tmp_path: Path
+) -> None:
+    model_dir, _ = archive.locate(quantized["tarball"], tmp_path)
+    child = Predictor.load(model_dir)
+    test = load_test_set(datasets["breast_cancer"] / "test", child)
+    doc, _ = evaluate(child, test, epsilon=0.3, latency_samples=10)
+    assert doc["model"]["quantization"] == "dynamic_int8"
+    assert doc["metrics"]["accuracy"] == pytest.approx(quantized["doc"]["child"]["metrics"]["accuracy"])
+    assert doc["metrics"]["fgsm_accuracy"] < doc["metrics"]["accuracy"]
+
+
+def test_multiclass_evaluation(wine_run: TrainingRun, datasets: dict[str, Path], tmp_path: Path) -> None:
+    predictor = Predictor.load(wine_run.model_dir)
+    test = load_test_set(datasets["wine"] / "test", predictor)
+    doc, report = evaluate(predictor, test, epsilon=0.1, latency_samples=10)
+    assert doc["confusion_matrix"]["labels"] == [0, 1, 2]
+    assert np.array(doc["confusion_matrix"]["matrix"]).sum() == doc["test_rows"] == len(test.x)
+    assert set(doc["per_class"]) == {"0", "1", "2"}
+    assert 0.5 < doc["metrics"]["roc_auc"] <= 1.0 and doc["metrics"]["roc_auc_weighted"] is not None
+    assert plot(predictor, test, report, tmp_path) == ["confusion_matrix.png", "roc_curve.png"]
+    assert (tmp_path / "roc_curve.png").read_bytes().startswith(PNG)
+
+
 def test_pruned_child_has_real_zeros_and_is_smaller(
     breast_cancer_tarball: Path, datasets: dict[str, Path], tmp_path: Path, entry_point: Any
 ) -> None:
