@@ -7,6 +7,7 @@ import json
 import re
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -163,6 +164,17 @@ def test_unsupported_accept_and_unknown_routes(server: int, test_frame: pd.DataF
     assert call(server, "POST", "/ping", "{}")[0] == 404
 
 
+def test_an_oversized_body_is_refused_before_it_is_read(server: int) -> None:
+    with socket.create_connection(("127.0.0.1", server), timeout=30) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 6291457\r\n\r\n")  # fmt: skip
+        received = b""
+        while chunk := sock.recv(4096):  # the server answers, then closes the connection
+            received += chunk
+    answer = received.decode()
+    assert answer.startswith("HTTP/1.1 413") and "exceeds 6291456 bytes" in answer
+
+
 def test_a_tampered_archive_is_refused_at_start(
     breast_cancer_run: TrainingRun, source_dir: Path, tmp_path: Path, job_env: Any
 ) -> None:
@@ -197,6 +209,7 @@ def test_model_fn_checks_the_registered_sha256(
 def test_request_errors_are_toolkit_errors_with_a_status() -> None:
     import inference
 
+    assert inference.input_fn("1.5,,red\n\n2,3,\n", "text/csv") == [["1.5", None, "red"], ["2", "3", None]]
     with pytest.raises(RequestError) as caught:
         inference.input_fn(b"\xff\xfe", "application/json")
     assert caught.value.status_code == 400 and json.loads(caught.value.message) == {
