@@ -112,8 +112,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - every failure becomes an HTTP answer
             status = getattr(exc, "status_code", None)
             if isinstance(status, int) and 400 <= status < 500:
-                body = getattr(exc, "body", None)  # RequestError's JSON document
-                self._send(status, json.dumps(body if isinstance(body, dict) else {"error": str(exc)}))
+                document = getattr(exc, "body", None)  # RequestError's JSON document
+                self._send(status, json.dumps(document if isinstance(document, dict) else {"error": str(exc)}))
             else:
                 traceback.print_exc()
                 self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(exc).__name__}")
