@@ -190,7 +190,7 @@ class Preprocessor:
             if spec.kind == "numeric":
                 columns[spec.name] = series.to_numpy(dtype=np.float64, na_value=np.nan)
             else:
-                columns[spec.name] = series.to_numpy(dtype=object)
+                columns[spec.name] = series.to_numpy(dtype=object, na_value=None)
         return self.encode_columns(columns)
 
     # -- targets -------------------------------------------------------------------------------

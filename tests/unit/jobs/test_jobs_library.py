@@ -129,6 +129,16 @@ def test_standardisation_one_hot_and_nulls() -> None:
     assert Preprocessor.from_json(json.loads(json.dumps(pre.to_json()))) == pre
 
 
+def test_frames_from_parquet_dtypes() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"x": pd.Series([12.0, None], dtype="float64"), "flat": [3.0, 3.0],
+         "colour": pd.Series(["red", None], dtype="string"), "label": ["yes", "no"]}
+    )  # fmt: skip
+    assert Preprocessor.from_stats(STATS).encode_frame(frame).tolist() == [[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+
+
 def test_targets() -> None:
     pre = Preprocessor.from_stats(STATS)
     assert pre.encode_target(["yes", "no", "yes"], "train").tolist() == [1, 0, 1]
