@@ -116,7 +116,7 @@ def output_fn(prediction: dict[str, Any], accept: str | None) -> tuple[str, str]
     """Serialises predict_fn's document as JSON, or as CSV lines (prediction, probabilities...)."""
     media = _accepted(accept)
     if media == JSON:
-        return json.dumps(prediction), JSON
+        return json.dumps(prediction, allow_nan=False), JSON
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     probabilities = prediction.get("probabilities")

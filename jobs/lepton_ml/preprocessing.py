@@ -180,7 +180,8 @@ class Preprocessor:
             n = len(blocks[-1])
         if n is None:  # no features: the stats contract forbids it
             raise JobFailure("The model has no input features.")
-        return np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf, which encode_request reports
+            return np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=np.float32)
 
     def encode_frame(self, frame: Any) -> np.ndarray:
         """Encodes a pandas DataFrame holding (at least) the feature columns."""
@@ -248,7 +249,17 @@ class Preprocessor:
                 raise RequestError(f"row {r} must be a list of feature values or an object of feature: value", row=r)
             for spec, value in zip(self.features, values, strict=True):
                 columns[spec.name].append(self._check_value(spec, value, r))
-        return self.encode_columns(columns)
+        encoded = self.encode_columns(columns)
+        overflow = np.argwhere(~np.isfinite(encoded))
+        if len(overflow):
+            row, column = (int(i) for i in overflow[0])
+            name = [f.name for f in self.features for _ in range(f.width)][column]
+            raise RequestError(
+                f"value {columns[name][row]!r} for numeric feature '{name}' in row {row} is out of range",
+                field=name,
+                row=row,
+            )
+        return encoded
 
     @staticmethod
     def _check_value(spec: FeatureSpec, value: Any, row: int) -> Any:

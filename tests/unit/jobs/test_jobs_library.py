@@ -170,6 +170,7 @@ def test_request_rows_by_position_or_by_name() -> None:
         ([[1, 2, "red"], [1, "two", "red"]], "non-numeric value 'two' for numeric feature 'flat' in row 1", "flat"),
         ([[True, 2, "red"]], "non-numeric value True for numeric feature 'x' in row 0", "x"),
         ([[float("inf"), 2, "red"]], "non-finite value inf for numeric feature 'x'", "x"),
+        ([[1, 2, "red"], [1e300, 2, "red"]], "value 1e+300 for numeric feature 'x' in row 1 is out of range", "x"),
         ([[1, 2, ["red"]]], "categorical feature 'colour' in row 0 must be a string", "colour"),
         ([], "no rows", None),
         ([5], "row 0 must be a list", None),
