@@ -90,16 +90,18 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         if self.path.split("?", 1)[0] != "/invocations":
+            self.close_connection = True  # the unread body must not be taken for the next request
             self._error(HTTPStatus.NOT_FOUND, f"no route POST {self.path}: use POST /invocations")
             return
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
+            self.close_connection = True
             self._error(HTTPStatus.BAD_REQUEST, "invalid Content-Length header")
             return
         if length > MAX_BODY:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body exceeds {MAX_BODY} bytes")
             self.close_connection = True
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body exceeds {MAX_BODY} bytes")
             return
         body = self.rfile.read(length)
         content_type = self.headers.get("Content-Type") or "application/json"
