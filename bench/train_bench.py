@@ -137,7 +137,7 @@ def run(
     for i, (a, b) in enumerate(zip(ours_runs, plain_runs, strict=True), 1):
         print(f"train_bench: run {i}: train.py loop {a:,.0f} samples/s, plain loop {b:,.0f} samples/s")
     entry = {"name": NAME, "ours": round(ours, 1), "baseline": round(baseline, 1), "unit": "samples/s",
-             "ratio": round(ours / baseline, 4), "target": TARGET, "device": str(device)}  # fmt: skip
+             "ratio": round(ours / baseline, 4), "target": TARGET}  # fmt: skip
     print(f"train_bench: best train.py loop {ours:,.0f} samples/s vs plain loop {baseline:,.0f} samples/s: "
           f"ratio {ours / baseline:.3f} (target {TARGET})")  # fmt: skip
     return entry
