@@ -187,7 +187,8 @@ class LocalCloud:
             "config": Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50),
         }
         options.update(kwargs)
-        return boto3.client(service, **options)
+        factory: Any = boto3.client
+        return factory(service, **options)
 
     # -- deploy -----------------------------------------------------------------------------------
 

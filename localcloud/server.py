@@ -31,7 +31,7 @@ class _QuietHandler(WSGIRequestHandler):
 def moto_app() -> WSGIApp:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return DomainDispatcherApplication(create_backend_app)  # type: ignore[no-any-return]
+    return DomainDispatcherApplication(create_backend_app)
 
 
 class ForwardingApp:

@@ -88,7 +88,7 @@ def transform(template: dict[str, Any], parameters: dict[str, Any], region: str)
     logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)  # it nags about its own metrics
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
     try:
-        return translator.translate(  # type: ignore[no-any-return]
+        return translator.translate(
             copy.deepcopy(template), parameter_values=dict(parameters), get_managed_policy_map=managed_policy_map
         )
     except InvalidDocumentException as exc:

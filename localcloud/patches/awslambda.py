@@ -35,6 +35,8 @@ def spec_for(fn: Any) -> FunctionSpec:
     layer_dirs: list[Any] = []
     for layer in fn.layers:
         version = backend.layers_versions_by_arn(layer["Arn"])
+        if version is None:
+            raise RuntimeError(f"{fn.function_name}: layer {layer['Arn']} no longer exists")
         root = rt.unpack(version.code_bytes, "layers")
         layer_dirs += [root / "python", root / "python" / "lib" / "python3.11" / "site-packages"]
     concurrency = int(fn.reserved_concurrency) if fn.reserved_concurrency not in (None, "") else 4
@@ -103,7 +105,7 @@ def _s3_invoke(account_id: str, event_body: Any, fn_arn: str, region_name: str) 
 def install(lambda_runtime: LambdaRuntime) -> None:
     global _runtime
     _runtime = lambda_runtime
-    lambda_models.LambdaFunction.invoke = _invoke
+    lambda_models.LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
     from moto.s3 import notifications
 
     notifications._invoke_awslambda = _s3_invoke
@@ -112,4 +114,4 @@ def install(lambda_runtime: LambdaRuntime) -> None:
 def uninstall() -> None:
     global _runtime
     _runtime = None
-    lambda_models.LambdaFunction.invoke = _original_invoke
+    lambda_models.LambdaFunction.invoke = _original_invoke  # type: ignore[method-assign]

@@ -40,7 +40,7 @@ def _event_for_target(target: dict[str, Any], event: dict[str, Any]) -> Any:
         return EventTemplateParser.parse(
             input_template=transformer.get("InputTemplate"),
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,
+            event=event,  # type: ignore[arg-type]
         )
     return event
 
@@ -69,4 +69,4 @@ def send_to_targets(self: Any, original_event: Any, transform_input: bool = True
 
 
 def install() -> None:
-    events_models.Rule.send_to_targets = send_to_targets
+    events_models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]

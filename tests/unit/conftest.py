@@ -1,15 +1,25 @@
-"""Unit tests run with the network blocked: anything that tries to open a socket fails."""
+"""Unit tests run with the network blocked: anything that opens a socket fails. A test that serves
+something on loopback says so with `@pytest.mark.allow_hosts(["127.0.0.1"])` and may reach only
+those hosts."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from pytest_socket import disable_socket, enable_socket
+from pytest_socket import disable_socket, enable_socket, socket_allow_hosts
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 @pytest.fixture(autouse=True)
-def _no_network() -> Iterator[None]:
-    disable_socket(allow_unix_socket=True)
+def _no_network(request: pytest.FixtureRequest) -> Iterator[None]:
+    marker = request.node.get_closest_marker("allow_hosts")
+    if marker is not None:
+        hosts = list(marker.args[0])
+        assert set(hosts) <= LOOPBACK, "unit tests may reach loopback only"
+        socket_allow_hosts(hosts, allow_unix_socket=True)
+    else:
+        disable_socket(allow_unix_socket=True)
     yield
     enable_socket()
