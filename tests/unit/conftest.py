@@ -9,6 +9,10 @@ from collections.abc import Iterator
 import pytest
 from pytest_socket import disable_socket, enable_socket, socket_allow_hosts
 
+# The X-Ray SDK (under powertools' Tracer) creates its UDP emitter socket when first imported; it
+# sends nothing while tracing is disabled, but creating it under the block would fail the import.
+import aws_xray_sdk.core  # noqa: E402, F401
+
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
