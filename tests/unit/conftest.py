@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pytest
-from pytest_socket import disable_socket, enable_socket, socket_allow_hosts
-
 # The X-Ray SDK (under powertools' Tracer) creates its UDP emitter socket when first imported; it
 # sends nothing while tracing is disabled, but creating it under the block would fail the import.
-import aws_xray_sdk.core  # noqa: E402, F401
+import aws_xray_sdk.core  # noqa: F401
+import pytest
+from pytest_socket import disable_socket, enable_socket, socket_allow_hosts
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
