@@ -402,9 +402,12 @@ class RegistryService:
             )
         return version
 
-    def register_version(self, actor: Actor, name: str, command: RegisterVersion) -> tuple[ModelVersion, bool]:
+    def register_version(
+        self, actor: Actor, name: str, command: RegisterVersion, *, artifact_checked: bool = False
+    ) -> tuple[ModelVersion, bool]:
         """Register a model version; returns (version, created). Registering the same training job
-        again returns the stored version (created False) when its core is the same, else 409."""
+        again returns the stored version (created False) when its core is the same, else 409.
+        The artifact's sha256 is checked against the store unless `artifact_checked`."""
         project = self._load(name, actor, Role.TRAINER)
         parent = None
         if command.parent_version is not None:
@@ -443,7 +446,8 @@ class RegistryService:
             parent_version=parent.number if parent else None,
             branch=branch,
         )
-        self._check_artifact(core)
+        if not artifact_checked:
+            self._check_artifact(core)
         del project
 
         def build(project: Project, conflict: CommitConflict | None) -> _Outcome[tuple[ModelVersion, bool]]:
@@ -524,12 +528,21 @@ class RegistryService:
             )
         return existing, False
 
+    def artifact_sha256(self, uri: str) -> str:
+        """The sha256 of the artifact at `uri` (the lifecycle registers what training produced)."""
+        if self._artifacts is None:
+            raise ValidationFailed("artifact_sha256 is required: artifacts are not read here", field="artifact_sha256")
+        actual = self._artifacts.sha256(uri)
+        if actual is None:
+            raise ValidationFailed(f"no readable object at {uri}", field="artifact_uri")
+        return actual
+
     def _check_artifact(self, core: ModelVersionCore) -> None:
         if self._artifacts is None:
             return
         actual = self._artifacts.sha256(core.artifact_uri)
         if actual is None:
-            raise ValidationFailed(f"no object at {core.artifact_uri}", field="artifact_uri")
+            raise ValidationFailed(f"no readable object at {core.artifact_uri}", field="artifact_uri")
         if actual != core.artifact_sha256:
             raise IntegrityError(
                 f"the artifact's sha256 is {actual}, not {core.artifact_sha256}",
