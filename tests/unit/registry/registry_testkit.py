@@ -1,4 +1,6 @@
-"""Shared test helpers for the registry and its API (tests/unit/registry is put on sys.path by the conftests that need it)."""
+"""Shared test helpers for the registry and its API.
+
+Imported as `registry_testkit`: the conftests that need it put tests/unit/registry on sys.path."""
 
 from __future__ import annotations
 
