@@ -453,8 +453,14 @@ class RegistryService:
         def build(project: Project, conflict: CommitConflict | None) -> _Outcome[tuple[ModelVersion, bool]]:
             if conflict is not None and f"claim:{core.training_job}" in conflict.failed:
                 return _Outcome(self._existing_registration(name, core))
+            current_run = None
             if run is not None:
                 current_run = self.repo.get_run(name, run.run_id)
+                if current_run is not None and current_run.status is RunStatus.SUCCEEDED:
+                    # the state machine retried Register: this run's job is registered already
+                    claim = self.repo.get_claim(name, core.training_job)
+                    if claim is not None and claim.version == current_run.version:
+                        return _Outcome(self._existing_registration(name, core))
                 if current_run is None or current_run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
                     status = current_run.status.value if current_run else "missing"
                     raise Conflict(f"run {run.run_id} is {status}; it cannot register a version", status=status)
@@ -480,7 +486,7 @@ class RegistryService:
                 version_puts=[version],
                 claims=[JobClaim(project=name, training_job=core.training_job, version=number)],
             )
-            if run is not None and current_run is not None:
+            if current_run is not None:
                 change.run_puts.append(
                     Update(
                         current_run,

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# powertools reads these when lepton.observability is first imported
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lepton-test")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Lepton")
+
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +27,17 @@ TABLE = "lepton-registry-unit"
 @pytest.fixture(autouse=True)
 def _no_network(socket_disabled: Any) -> Iterator[None]:
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metrics() -> Iterator[None]:
+    """Metrics are process-wide: what one test adds must not be flushed by another's handler."""
+    from lepton.observability import metrics
+
+    metrics.namespace = metrics.namespace or "Lepton"
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
 
 
 @pytest.fixture

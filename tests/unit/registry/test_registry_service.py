@@ -262,15 +262,29 @@ def test_listing_filters_and_cursor(svc: RegistryService, ds: str) -> None:
     assert [v.number for v in tagged.items] == [7, 5, 3, 1]
 
 
+def _unsigned(doc: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(doc.encode()).decode().rstrip("=") + ".AAAAAAAAAAAAAAAA"
+
+
+def _signed(key: dict[str, str]) -> str:
+    from lepton.registry import cursor as cursors
+
+    token = cursors.encode(key)
+    assert token is not None
+    return token
+
+
 @pytest.mark.parametrize(
     "cursor",
     [
         "not-base64!!",
-        "eyJ2IjoxfQ",  # {"v":1}
-        # a cursor of another project's listing: {"v":1,"k":{"pk":"PROJECT#other","sk":"VERSION#0000000001"}}
-        "eyJrIjp7InBrIjoiUFJPSkVDVCNvdGhlciIsInNrIjoiVkVSU0lPTiMwMDAwMDAwMDAxIn0sInYiOjF9",
-        # a cursor of the audit listing: sk AUDIT#...
-        "eyJrIjp7InBrIjoiUFJPSkVDVCN3aW5lIiwic2siOiJBVURJVCMwMDAwMDAwMDAxIn0sInYiOjF9",
+        _unsigned('{"v":1}'),
+        _unsigned('{"k":{"pk":"PROJECT#wine","sk":"VERSION#0000000001"},"v":1}'),
+        # correctly signed, but for another project's listing, or for the audit listing
+        _signed({"pk": "PROJECT#other", "sk": "VERSION#0000000001"}),
+        _signed({"pk": "PROJECT#wine", "sk": "AUDIT#0000000001"}),
         "x" * 3000,
     ],
 )
