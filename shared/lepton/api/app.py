@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from lepton import __version__
 from lepton.api import errors
 from lepton.api.routes import aliases, audit, datasets, projects, runs, versions
+from lepton.api.routes.common import ERROR_MODEL, ERRORS
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -68,13 +69,17 @@ def openapi_document() -> dict[str, Any]:
     )
     doc.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     doc["security"] = [{"sigv4": []}]
-    for path in doc.get("paths", {}).values():
-        for operation in path.values():
-            responses = operation.get("responses", {})
-            responses.pop("422", None)
-    schemas = doc["components"].get("schemas", {})
+    schemas = doc["components"].setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    schemas["ErrorBody"] = ERROR_MODEL.model_json_schema(ref_template="#/components/schemas/{model}")
+    error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path in doc.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for status, description in ERRORS.items():
+                responses.setdefault(status, {"description": description, "content": error_content})
     return doc
 
 

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from lepton.api.deps import Caller, Service, page_size
 from lepton.api.models import AliasBody, PageOut, RevertBody, RollbackBody
-from lepton.api.routes.common import ERRORS, AliasPath, Cursor, Limit, ProjectPath
+from lepton.api.routes.common import AliasPath, Cursor, Limit, ProjectPath
 from lepton.registry.models import Alias, AliasHistoryEntry
 
 router = APIGatewayRouter()
@@ -19,12 +19,12 @@ TAGS = ["aliases"]
 BASE = "/projects/<project>/aliases"
 
 
-@router.get(BASE, tags=TAGS, responses=ERRORS, summary="All aliases of a project")
+@router.get(BASE, tags=TAGS, summary="All aliases of a project")
 def list_aliases(project: ProjectPath, svc: Service, caller: Caller) -> list[Alias]:
     return svc.list_aliases(caller, project)
 
 
-@router.get(BASE + "/<alias>", tags=TAGS, responses=ERRORS, summary="An alias and its version (one read)")
+@router.get(BASE + "/<alias>", tags=TAGS, summary="An alias and its version (one read)")
 def get_alias(project: ProjectPath, alias: AliasPath, svc: Service, caller: Caller) -> Alias:
     return svc.get_alias(caller, project, alias)
 
@@ -32,14 +32,19 @@ def get_alias(project: ProjectPath, alias: AliasPath, svc: Service, caller: Call
 @router.put(
     BASE + "/<alias>",
     tags=TAGS,
-    responses=ERRORS,
     summary="Point an alias at a version: production is promote (approver), others trainer; previous is managed",
 )
 def set_alias(project: ProjectPath, alias: AliasPath, body: AliasBody, svc: Service, caller: Caller) -> Alias:
     return svc.set_alias(caller, project, alias, body.version, body.reason, expected_version=body.expected)
 
 
-@router.delete(BASE + "/<alias>", status_code=204, tags=TAGS, responses=ERRORS, summary="Remove a user-defined alias")
+@router.delete(
+    BASE + "/<alias>",
+    status_code=204,
+    tags=TAGS,
+    summary="Remove a user-defined alias",
+    responses={204: {"description": "removed; its history stays"}},
+)
 def delete_alias(
     project: ProjectPath,
     alias: AliasPath,
@@ -54,7 +59,6 @@ def delete_alias(
 @router.get(
     BASE + "/<alias>/history",
     tags=TAGS,
-    responses=ERRORS,
     summary="Moves of an alias, newest first; with `at`, the first item is what it pointed at then",
 )
 def alias_history(
@@ -74,7 +78,6 @@ def alias_history(
 @router.post(
     "/projects/<project>/revert",
     tags=TAGS,
-    responses=ERRORS,
     summary="Re-promote an earlier (SUPERSEDED) version (approver); history is appended, never rewritten",
 )
 def revert(project: ProjectPath, body: RevertBody, svc: Service, caller: Caller) -> Alias:
@@ -84,7 +87,6 @@ def revert(project: ProjectPath, body: RevertBody, svc: Service, caller: Caller)
 @router.post(
     "/projects/<project>/rollback",
     tags=TAGS,
-    responses=ERRORS,
     summary="Production back to `previous`; the current version becomes ROLLED_BACK (approver)",
 )
 def rollback(project: ProjectPath, body: RollbackBody, svc: Service, caller: Caller) -> Alias:

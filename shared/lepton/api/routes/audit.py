@@ -9,14 +9,14 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from lepton.api.deps import Caller, Service, page_size
 from lepton.api.models import PageOut, VerifyOut
-from lepton.api.routes.common import ERRORS, Cursor, Limit, ProjectPath
+from lepton.api.routes.common import Cursor, Limit, ProjectPath
 from lepton.registry.models import AuditEntry
 
 router = APIGatewayRouter()
 TAGS = ["audit"]
 
 
-@router.get("/projects/<project>/audit", tags=TAGS, responses=ERRORS, summary="Audit entries")
+@router.get("/projects/<project>/audit", tags=TAGS, summary="Audit entries")
 def audit(
     *,
     project: ProjectPath,
@@ -33,7 +33,6 @@ def audit(
 @router.get(
     "/projects/<project>/audit/verify",
     tags=TAGS,
-    responses=ERRORS,
     summary="Recompute the hash chain; report the first edited or missing entry",
 )
 def verify(project: ProjectPath, svc: Service, caller: Caller) -> VerifyOut:

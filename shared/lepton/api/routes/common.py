@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
@@ -18,13 +18,10 @@ Limit = Annotated[int | None, Query(ge=1, le=500, description="page size (defaul
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page (opaque)")]
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"model": ErrorBody}}}
-
-
-ERRORS: dict[int, Any] = {
-    400: _error("invalid input: the body names each bad field"),
-    403: _error("the caller lacks the role this needs in the project"),
-    404: _error("no such project, version, alias, dataset or run"),
-    409: _error("illegal status transition (names the current status) or a concurrent change"),
+ERRORS: dict[str, str] = {
+    "400": "invalid input: the body names each bad field (details.fields)",
+    "403": "the caller lacks the role this needs in the project, or is not a member",
+    "404": "no such project, version, alias, dataset or run",
+    "409": "illegal status transition (names the current status), or a concurrent change",
 }
+ERROR_MODEL = ErrorBody

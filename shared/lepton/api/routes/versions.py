@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lepton.api.deps import Caller, Service, page_size
 from lepton.api.models import PageOut, PromoteBody, ReasonBody, TransitionBody
-from lepton.api.routes.common import ERRORS, Cursor, Limit, NumberPath, ProjectPath, TagKeyPath
+from lepton.api.routes.common import Cursor, Limit, NumberPath, ProjectPath, TagKeyPath
 from lepton.registry.commands import NewRun, RegisterVersion, VersionPatch
 from lepton.registry.diff import VersionDiff
 from lepton.registry.models import Alias, ModelVersion, RunOverrides, TagValue, VersionStatus
@@ -28,7 +28,13 @@ BASE = "/projects/<project>/versions"
     BASE,
     status_code=201,
     tags=TAGS,
-    responses={**ERRORS, 200: {"description": "this training job was registered before: the stored version"}},
+    responses={
+        201: {"description": "registered", "content": {"application/json": {"model": ModelVersion}}},
+        200: {
+            "description": "this training job was registered before: the stored version",
+            "content": {"application/json": {"model": ModelVersion}},
+        },
+    },
     summary="Register a model version (trainer)",
 )
 def register_version(
@@ -43,7 +49,7 @@ def register_version(
     )
 
 
-@router.get(BASE, tags=TAGS, responses=ERRORS, summary="Versions, newest first, filtered by status, branch or tag")
+@router.get(BASE, tags=TAGS, summary="Versions, newest first, filtered by status, branch or tag")
 def list_versions(
     *,
     project: ProjectPath,
@@ -70,14 +76,12 @@ def list_versions(
     return PageOut(items=page.items, next_cursor=page.cursor)
 
 
-@router.get(BASE + "/<number>", tags=TAGS, responses=ERRORS, summary="A version")
+@router.get(BASE + "/<number>", tags=TAGS, summary="A version")
 def get_version(project: ProjectPath, number: NumberPath, svc: Service, caller: Caller) -> ModelVersion:
     return svc.get_version(caller, project, number)
 
 
-@router.patch(
-    BASE + "/<number>", tags=TAGS, responses=ERRORS, summary="Change description and tags (the core is immutable)"
-)
+@router.patch(BASE + "/<number>", tags=TAGS, summary="Change description and tags (the core is immutable)")
 def update_version(
     project: ProjectPath, number: NumberPath, body: VersionPatch, svc: Service, caller: Caller
 ) -> ModelVersion:
@@ -89,24 +93,24 @@ class TagBody(BaseModel):
     value: TagValue = Field(description="the tag's value")
 
 
-@router.put(BASE + "/<number>/tags/<key>", tags=TAGS, responses=ERRORS, summary="Set one tag (trainer)")
+@router.put(BASE + "/<number>/tags/<key>", tags=TAGS, summary="Set one tag (trainer)")
 def set_tag(
     *, project: ProjectPath, number: NumberPath, key: TagKeyPath, body: TagBody, svc: Service, caller: Caller
 ) -> ModelVersion:
     return svc.update_version(caller, project, number, VersionPatch(set_tags={key: body.value}))
 
 
-@router.delete(BASE + "/<number>/tags/<key>", tags=TAGS, responses=ERRORS, summary="Remove one tag (trainer)")
+@router.delete(BASE + "/<number>/tags/<key>", tags=TAGS, summary="Remove one tag (trainer)")
 def remove_tag(project: ProjectPath, number: NumberPath, key: TagKeyPath, svc: Service, caller: Caller) -> ModelVersion:
     return svc.update_version(caller, project, number, VersionPatch(remove_tags=[key]))
 
 
-@router.post(BASE + "/<number>/approve", tags=TAGS, responses=ERRORS, summary="REGISTERED -> APPROVED (approver)")
+@router.post(BASE + "/<number>/approve", tags=TAGS, summary="REGISTERED -> APPROVED (approver)")
 def approve(project: ProjectPath, number: NumberPath, body: ReasonBody, svc: Service, caller: Caller) -> ModelVersion:
     return svc.approve(caller, project, number, body.reason)
 
 
-@router.post(BASE + "/<number>/reject", tags=TAGS, responses=ERRORS, summary="REGISTERED -> REJECTED (approver)")
+@router.post(BASE + "/<number>/reject", tags=TAGS, summary="REGISTERED -> REJECTED (approver)")
 def reject(project: ProjectPath, number: NumberPath, body: ReasonBody, svc: Service, caller: Caller) -> ModelVersion:
     return svc.reject(caller, project, number, body.reason)
 
@@ -114,7 +118,6 @@ def reject(project: ProjectPath, number: NumberPath, body: ReasonBody, svc: Serv
 @router.post(
     BASE + "/<number>/transition",
     tags=TAGS,
-    responses=ERRORS,
     summary="Move along another allowed edge: DEPLOYING (approver), FAILED (trainer), ARCHIVED (admin)",
 )
 def transition(
@@ -123,7 +126,7 @@ def transition(
     return svc.transition(caller, project, number, body.status, body.reason, failure=body.failure)
 
 
-@router.post(BASE + "/<number>/retire", tags=TAGS, responses=ERRORS, summary="-> ARCHIVED (admin)")
+@router.post(BASE + "/<number>/retire", tags=TAGS, summary="-> ARCHIVED (admin)")
 def retire(project: ProjectPath, number: NumberPath, body: ReasonBody, svc: Service, caller: Caller) -> ModelVersion:
     return svc.retire(caller, project, number, body.reason)
 
@@ -131,14 +134,13 @@ def retire(project: ProjectPath, number: NumberPath, body: ReasonBody, svc: Serv
 @router.post(
     BASE + "/<number>/promote",
     tags=TAGS,
-    responses=ERRORS,
     summary="Point production at this version (approver); the old one becomes SUPERSEDED and previous",
 )
 def promote(project: ProjectPath, number: NumberPath, body: PromoteBody, svc: Service, caller: Caller) -> Alias:
     return svc.promote(caller, project, number, body.reason, expected_current=body.expected)
 
 
-@router.get(BASE + "/<number>/log", tags=TAGS, responses=ERRORS, summary="The version and its ancestors")
+@router.get(BASE + "/<number>/log", tags=TAGS, summary="The version and its ancestors")
 def log(
     project: ProjectPath,
     number: NumberPath,
@@ -152,7 +154,6 @@ def log(
 @router.get(
     BASE + "/<number>/diff/<other>",
     tags=TAGS,
-    responses=ERRORS,
     summary="Hyperparameters, metrics (with deltas), dataset and lineage of two versions",
 )
 def diff(project: ProjectPath, number: NumberPath, other: NumberPath, svc: Service, caller: Caller) -> VersionDiff:
@@ -169,7 +170,6 @@ class BranchBody(BaseModel):
     BASE + "/<number>/branches",
     status_code=201,
     tags=TAGS,
-    responses=ERRORS,
     summary="Branch: a run from this version with overrides (trainer)",
 )
 def branch(project: ProjectPath, number: NumberPath, body: BranchBody, svc: Service, caller: Caller) -> RunRecord:
