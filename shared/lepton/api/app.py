@@ -28,17 +28,11 @@ errors.register(app)
 
 
 def reject_unknown_query_parameters(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    """A query parameter the route does not declare is a mistake (a typo silently ignored would
-    return the wrong listing): 400 naming it."""
-    route = resolver.context.get("_route")
-    given = set(resolver.current_event.query_string_parameters or {})
-    if route is not None and given and route.dependant is not None:
-        declared = {p.alias for p in route.dependant.query_params}
-        unknown = sorted(given - declared)
-        if unknown:
-            problem = "unknown query parameter"
-            fields = [{"field": f"query.{n}", "problem": problem, "type": "extra_forbidden"} for n in unknown]
-            return errors.bad_request(fields)
+    """A query parameter the route does not declare is a 400 naming it (request validation
+    errors name it too, see lepton.api.errors)."""
+    unknown = errors.unknown_query_parameters(resolver)
+    if unknown:
+        return errors.bad_request(unknown)
     return next_middleware(resolver)
 
 

@@ -50,10 +50,22 @@ def bad_request(fields: list[dict[str, str]]) -> Response[dict[str, Any]]:
     )
 
 
+def unknown_query_parameters(app: APIGatewayRestResolver) -> list[dict[str, str]]:
+    """Query parameters the matched route does not declare (a silently ignored typo would
+    return the wrong listing)."""
+    route = app.context.get("_route")
+    given = set(app.current_event.query_string_parameters or {})
+    if route is None or not given or route.dependant is None:
+        return []
+    declared = {p.alias for p in route.dependant.query_params}
+    problem = "unknown query parameter"
+    return [{"field": f"query.{n}", "problem": problem, "type": "extra_forbidden"} for n in sorted(given - declared)]
+
+
 def register(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response[dict[str, Any]]:
-        return bad_request(describe(list(exc.errors())))
+        return bad_request(describe(list(exc.errors())) + unknown_query_parameters(app))
 
     @app.exception_handler(LeptonError)
     def _domain(exc: LeptonError) -> Response[dict[str, Any]]:
