@@ -523,7 +523,11 @@ class DynamoRegistryRepository:
             if unexpected:
                 raise
             failed = [n for n, c in zip(names, codes, strict=False) if c == "ConditionalCheckFailed"]
-            raise CommitConflict(failed) from exc
+            current = None
+            for name, reason in zip(names, exc.cancellation_reasons, strict=False):
+                if name == "project" and reason is not None and reason.raw_item:
+                    current = _load(Project, self.t.project.from_raw_data(reason.raw_item))
+            raise CommitConflict(failed, project=current) from exc
 
     def _stage(self, tx: TransactWrite, change: Change) -> list[str]:
         """Add the Change's writes to `tx`; return their names in the order pynamodb sends them
@@ -535,8 +539,8 @@ class DynamoRegistryRepository:
         project = change.project.after
         pk = project_pk(project.name)
 
-        def put(name: str, item: RegistryItem, condition: Condition | None) -> None:
-            tx.save(item, condition=condition)
+        def put(name: str, item: RegistryItem, condition: Condition | None, return_values: str | None = None) -> None:
+            tx.save(item, condition=condition, return_values=return_values)
             puts.append(name)
 
         before = change.project.before
@@ -554,7 +558,8 @@ class DynamoRegistryRepository:
             project_condition = t.project.audit_seq == before.audit_seq
             if change.require_no_contract:
                 project_condition &= t.project.has_contract == False  # noqa: E712 (a DynamoDB condition)
-        put("project", project_item, project_condition)
+        # on a conflict the store returns the project as it is now: the retry needs no extra read
+        put("project", project_item, project_condition, return_values="ALL_OLD")
 
         if change.audit is not None:
             entry = change.audit

@@ -89,11 +89,15 @@ class CommitConflict(Exception):
 
     `failed` names the parts whose conditions failed when the store says so: "project",
     "version:<n>", "alias:<name>", "claim:<job>", "dataset:<id>", "run:<id>", "audit:<seq>", ...
-    (empty when the store only reports a conflict with a concurrent transaction)."""
+    (empty when the store only reports a conflict with a concurrent transaction). `project` is
+    the current project record when the project's condition failed and the store returned it."""
 
-    def __init__(self, failed: Sequence[str] = (), message: str = "concurrent modification") -> None:
+    def __init__(
+        self, failed: Sequence[str] = (), message: str = "concurrent modification", *, project: Project | None = None
+    ) -> None:
         super().__init__(message)
         self.failed = set(failed)
+        self.project = project  # the project as it is now, when the store returned it (saves a read)
 
 
 class RegistryRepository(Protocol):

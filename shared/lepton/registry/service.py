@@ -85,6 +85,7 @@ R = TypeVar("R")
 
 PRODUCTION = "production"
 PREVIOUS = "previous"
+MANAGED = frozenset({PRODUCTION, PREVIOUS})
 RUNNING_STATUSES = frozenset({VersionStatus.REGISTERED, VersionStatus.APPROVED, VersionStatus.DEPLOYING})
 
 # who may move a version to a status through `transition` (PRODUCTION, SUPERSEDED and ROLLED_BACK
@@ -109,9 +110,12 @@ class Actor:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """Bounded, jittered retries of a conflicting commit. The cap matters under heavy contention:
+    N writers of one project need about N commit-times of spread to stop colliding."""
+
     max_attempts: int = 40
-    base_s: float = 0.004
-    cap_s: float = 0.25
+    base_s: float = 0.01
+    cap_s: float = 0.5
 
     def delay(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
@@ -208,17 +212,26 @@ class RegistryService:
         actor: Actor,
         required: Role,
         build: Callable[[Project, CommitConflict | None], _Outcome[R]],
+        *,
+        project: Project | None = None,
     ) -> R:
+        """Run `build` on the current project and commit its Change; on a conflict, redo it on
+        the project the store returned with the conflict (or re-read it)."""
         conflict: CommitConflict | None = None
         for attempt in range(self._retry.max_attempts):
-            project = self._load(name, actor, required)
+            if project is None:
+                project = self._load(name, actor, required)
+            else:
+                self._authorize(project, actor, required)
             outcome = build(project, conflict)
+            project = None
             if outcome.change is None:
                 return outcome.result
             try:
                 self.repo.commit(outcome.change)
             except CommitConflict as exc:
                 conflict = exc
+                project = exc.project
                 if attempt + 1 < self._retry.max_attempts:
                     self._sleep(self._retry.delay(attempt))
                 continue
@@ -448,7 +461,6 @@ class RegistryService:
         )
         if not artifact_checked:
             self._check_artifact(core)
-        del project
 
         def build(project: Project, conflict: CommitConflict | None) -> _Outcome[tuple[ModelVersion, bool]]:
             if conflict is not None and f"claim:{core.training_job}" in conflict.failed:
@@ -518,7 +530,7 @@ class RegistryService:
             )
             return _Outcome((version, True), change, [event])
 
-        return self._mutate(name, actor, Role.TRAINER, build)
+        return self._mutate(name, actor, Role.TRAINER, build, project=project)
 
     def _existing_registration(self, name: str, core: ModelVersionCore) -> tuple[ModelVersion, bool]:
         claim = self.repo.get_claim(name, core.training_job)
@@ -681,18 +693,20 @@ class RegistryService:
         *,
         failure: FailureCause | None = None,
         aliases: list[str] | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> ModelVersion:
         """Record a status change, keeping the alias items that point at the version in step
-        (their denormalised target carries the status)."""
+        (their denormalised target carries the status). Aliases in `skip`, or already written by
+        `change`, are the caller's to write (one transaction may touch an item only once)."""
         updates: dict[str, Any] = {"status": to, "status_changed_at": draft.at, "status_reason": reason}
         if failure is not None:
             updates["failure"] = failure
         if aliases is not None:
             updates["aliases"] = aliases
         updated = draft.update_version(version, **updates)
-        moved = {u.after.name for u in change.alias_puts}
+        written = {u.after.name for u in change.alias_puts} | {a.name for a in change.alias_deletes} | set(skip)
         for alias_name in updated.aliases:
-            if alias_name in moved:
+            if alias_name in written:
                 continue
             alias = self.repo.get_alias(version.project, alias_name)
             if alias is not None and alias.version == version.number:
@@ -819,7 +833,9 @@ class RegistryService:
 
             # the new production version
             new_aliases = sorted({*target.aliases, PRODUCTION} - {PREVIOUS})
-            new_target = self._set_status(draft, change, target, VersionStatus.PRODUCTION, reason, aliases=new_aliases)
+            new_target = self._set_status(
+                draft, change, target, VersionStatus.PRODUCTION, reason, aliases=new_aliases, skip=MANAGED
+            )
             production = Alias(
                 project=name,
                 name=PRODUCTION,
@@ -856,11 +872,12 @@ class RegistryService:
                         VersionStatus.ROLLED_BACK,
                         reason,
                         aliases=sorted(set(old.aliases) - {PRODUCTION, PREVIOUS}),
+                        skip=MANAGED,
                     )
                 else:
                     old_aliases = sorted((set(old.aliases) - {PRODUCTION}) | {PREVIOUS})
                     old_updated = self._set_status(
-                        draft, change, old, VersionStatus.SUPERSEDED, reason, aliases=old_aliases
+                        draft, change, old, VersionStatus.SUPERSEDED, reason, aliases=old_aliases, skip=MANAGED
                     )
                     change.alias_puts.append(
                         Update(

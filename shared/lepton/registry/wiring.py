@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from lepton.registry.service import RegistryService
+from lepton.registry.service import RegistryService, RetryPolicy
 from lepton.settings import Settings
 
 
@@ -30,4 +30,5 @@ def build_service(settings: Settings, *, verify_artifacts: bool | None = None) -
     if settings.verify_artifacts if verify_artifacts is None else verify_artifacts:
         s3 = boto3.client("s3", region_name=settings.region, endpoint_url=settings.s3_endpoint)
         artifacts = S3ArtifactStore(s3)
-    return RegistryService(repo, publisher, artifacts=artifacts)
+    retry = RetryPolicy(max_attempts=settings.registry_max_attempts)
+    return RegistryService(repo, publisher, artifacts=artifacts, retry=retry)

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Api, Reply
+from api_testkit import Api, Reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from registry_testkit import INGEST, dataset, deploying, registration
@@ -197,7 +197,7 @@ PATH_VALUE = st.one_of(
 
 def test_random_requests_never_5xx_and_failures_write_nothing(world: Api) -> None:
     @settings(
-        max_examples=150,
+        max_examples=120,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         database=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Api
+from api_testkit import Api
 
 from lepton.api.app import app, openapi_document
 

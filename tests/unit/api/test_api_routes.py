@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import Api
+from api_testkit import Api
 from registry_testkit import ALICE, BOB, CAROL, INGEST, MALLORY, dataset
 
 from lepton.registry.models import Role
@@ -204,7 +204,7 @@ def test_sample_api_events_are_served(api: Api, ds: str) -> None:
     """The events in events/api/ are well-formed REST proxy events this API answers."""
     import json
 
-    from conftest import HANDLER
+    from api_testkit import HANDLER
     from registry_testkit import ROOT, LambdaContext
 
     api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-1"))

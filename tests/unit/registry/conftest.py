@@ -11,11 +11,10 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Lepton")
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import moto  # noqa: F401  (imported before any botocore client is created, so moto can intercept it)
 import pytest
 from moto import mock_aws
-from registry_testkit import RecordingPublisher, make_service, set_fake_aws_env
+from registry_testkit import RecordingPublisher, aws_client, make_service, set_fake_aws_env
 
 from lepton.registry.dynamo import create_table
 from lepton.registry.service import RegistryService
@@ -50,7 +49,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def ddb(aws: None) -> Any:
-    return boto3.client("dynamodb", region_name="us-east-1")
+    return aws_client("dynamodb")
 
 
 @pytest.fixture

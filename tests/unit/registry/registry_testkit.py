@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,15 @@ FAKE_AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+
+
+@lru_cache(maxsize=8)
+def aws_client(service: str, endpoint_url: str | None = None) -> Any:
+    """boto3 clients are slow to create (~0.1 s): tests share one per service and endpoint.
+    moto intercepts them whenever a mock is active (moto is imported before they are made)."""
+    import boto3
+
+    return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint_url)
 
 
 def set_fake_aws_env() -> None:
