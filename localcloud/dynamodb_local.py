@@ -93,6 +93,7 @@ class DynamoDBLocal:
         java: str | None = None,
         start_timeout_s: float = 60.0,
         install: bool = True,
+        jvm_args: tuple[str, ...] = ("-XX:+UseSerialGC", "-Xss1m"),
     ) -> None:
         self.db_path = db_path
         self.port = port
@@ -100,6 +101,7 @@ class DynamoDBLocal:
         self.java = java or shutil.which("java") or "java"
         self.start_timeout_s = start_timeout_s
         self.install = install
+        self.jvm_args = jvm_args
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
 
@@ -116,12 +118,13 @@ class DynamoDBLocal:
     def command(self, jar: Path) -> list[str]:
         if self.port is None:
             raise DynamoDBLocalError("no port chosen")
-        cmd = [self.java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar)]
+        cmd = [self.java, *self.jvm_args, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar)]
         if self.db_path is None:
             cmd.append("-inMemory")
         else:
             cmd += ["-dbPath", str(self.db_path)]
-        cmd += ["-sharedDb", "-port", str(self.port)]
+        # offline machines: telemetry could only fail (and costs time per request)
+        cmd += ["-sharedDb", "-disableTelemetry", "-port", str(self.port)]
         return cmd
 
     def start(self) -> DynamoDBLocal:

@@ -275,7 +275,7 @@ class DynamoRegistryRepository:
 
     def _get(self, cls: type[I], pk: str, sk: str) -> I | None:
         try:
-            return cls.get(pk, sk, consistent_read=True)
+            return cls.get(pk, sk, consistent_read=True, attributes_to_get=["body"])
         except DoesNotExist:
             return None
 
@@ -292,8 +292,9 @@ class DynamoRegistryRepository:
         filter_condition: Condition | None = None,
         newest_first: bool = False,
         range_key_condition: Condition | None = None,
-    ) -> tuple[list[I], str | None]:
-        """One Query: at most `limit` items evaluated, and the cursor of the next page."""
+    ) -> tuple[list[str], str | None]:
+        """One Query: the `body` of at most `limit` items evaluated (only that attribute is read),
+        and the cursor of the next page."""
         start = cursors.decode(cursor, expect=expect)
         source: Any = index if index is not None else cls
         if range_key_condition is None and sk_prefix is not None:
@@ -306,10 +307,11 @@ class DynamoRegistryRepository:
             page_size=limit,
             last_evaluated_key=_raw(start) if start else None,
             consistent_read=index is None,
+            attributes_to_get=["body"],
         )
         page = next(results.page_iter)
-        items = [cls.from_raw_data(raw) for raw in page.get("Items", [])]
-        return items, cursors.encode(_flat(page.get("LastEvaluatedKey")))
+        bodies = [raw["body"]["S"] for raw in page.get("Items", [])]
+        return bodies, cursors.encode(_flat(page.get("LastEvaluatedKey")))
 
     def get_project(self, name: str) -> Project | None:
         item = self._get(self.t.project, project_pk(name), "PROJECT")
@@ -325,7 +327,7 @@ class DynamoRegistryRepository:
             expect={"pk": _equals(pk), "sk": _prefixed("PROJECT#")},
             sk_prefix="PROJECT#",
         )
-        return Page([_load(Membership, i) for i in items], nxt)
+        return Page([Membership.model_validate_json(b) for b in items], nxt)
 
     def get_version(self, project: str, number: int) -> ModelVersion | None:
         item = self._get(self.t.version, project_pk(project), f"VERSION#{num(number)}")
@@ -371,7 +373,7 @@ class DynamoRegistryRepository:
             filter_condition=condition,
             newest_first=query.newest_first,
         )
-        return Page([_load(ModelVersion, i) for i in items], nxt)
+        return Page([ModelVersion.model_validate_json(b) for b in items], nxt)
 
     def get_alias(self, project: str, name: str) -> Alias | None:
         item = self._get(self.t.alias, project_pk(project), f"ALIAS#{name}")
@@ -401,11 +403,13 @@ class DynamoRegistryRepository:
             range_key_condition=condition,
             newest_first=True,
         )
-        return Page([_load(AliasHistoryEntry, i) for i in items], nxt)
+        return Page([AliasHistoryEntry.model_validate_json(b) for b in items], nxt)
 
     def get_claim(self, project: str, training_job: str) -> JobClaim | None:
         item = self._get(self.t.claim, project_pk(project), f"JOB#{training_job}")
-        return JobClaim(project=project, training_job=training_job, version=int(item.version)) if item else None
+        if item is None:
+            return None
+        return JobClaim(project=project, training_job=training_job, version=int(json.loads(item.body)["version"]))
 
     def get_dataset(self, project: str, dataset_id: str) -> DatasetVersion | None:
         item = self._get(self.t.dataset, project_pk(project), f"DATASET#{dataset_id}")
@@ -424,7 +428,7 @@ class DynamoRegistryRepository:
             index=cls.by_number,
             newest_first=True,
         )
-        return Page([_load(DatasetVersion, i) for i in items], nxt)
+        return Page([DatasetVersion.model_validate_json(b) for b in items], nxt)
 
     def put_rejection(self, rejection: DatasetRejection) -> DatasetRejection:
         cls = self.t.rejection
@@ -465,7 +469,7 @@ class DynamoRegistryRepository:
             index=cls.by_time,
             newest_first=True,
         )
-        return Page([_load(DatasetRejection, i) for i in items], nxt)
+        return Page([DatasetRejection.model_validate_json(b) for b in items], nxt)
 
     def get_run(self, project: str, run_id: str) -> Run | None:
         item = self._get(self.t.run, project_pk(project), f"RUN#{run_id}")
@@ -482,7 +486,7 @@ class DynamoRegistryRepository:
             sk_prefix="RUN#",
             newest_first=True,
         )
-        return Page([_load(Run, i) for i in items], nxt)
+        return Page([Run.model_validate_json(b) for b in items], nxt)
 
     def audit_entries(self, project: str, *, after_seq: int, limit: int) -> list[AuditEntry]:
         cls = self.t.audit
@@ -506,7 +510,7 @@ class DynamoRegistryRepository:
             sk_prefix="AUDIT#",
             newest_first=newest_first,
         )
-        return Page([_load(AuditEntry, i) for i in items], nxt)
+        return Page([AuditEntry.model_validate_json(b) for b in items], nxt)
 
     # ------------------------------------------------------------------------------ commit
 

@@ -248,7 +248,6 @@ class ModelVersion(ModelVersionCore):
     status: VersionStatus = VersionStatus.REGISTERED
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=50)
     description: Description = ""
-    aliases: list[AliasName] = Field(default_factory=list, description="aliases pointing at this version")
     ancestry: list[int] = Field(default_factory=list, description="parent, grandparent, ... nearest first")
     run_id: str | None = None
     created_at: datetime

@@ -146,6 +146,7 @@ class _Draft:
     at: datetime
     versions: dict[int, Update[ModelVersion]] = field(default_factory=dict)
     change: Change | None = None
+    aliases: list[Alias] | None = None  # the project's aliases, read once per draft when needed
 
     def update_version(self, before: ModelVersion, **changes: Any) -> ModelVersion:
         current = self.versions[before.number].after if before.number in self.versions else before
@@ -643,13 +644,14 @@ class RegistryService:
                     f"{number}",
                     project=name,
                 )
-            if to is VersionStatus.ARCHIVED and version.aliases:
+            draft = self._draft(project, actor)
+            pointing = [a.name for a in self._aliases_of(draft, number)]
+            if to is VersionStatus.ARCHIVED and pointing:
                 raise Conflict(
-                    f"version {number} is the target of aliases {version.aliases}; move them first",
-                    aliases=version.aliases,
+                    f"version {number} is the target of aliases {pointing}; move them first",
+                    aliases=pointing,
                     status=version.status.value,
                 )
-            draft = self._draft(project, actor)
             change = Change(project=Update(project, project), audit=None)
             updated = self._set_status(draft, change, version, to, reason, failure=failure)
             change, entry = self._finish(
@@ -692,7 +694,6 @@ class RegistryService:
         reason: str,
         *,
         failure: FailureCause | None = None,
-        aliases: list[str] | None = None,
         skip: frozenset[str] = frozenset(),
     ) -> ModelVersion:
         """Record a status change, keeping the alias items that point at the version in step
@@ -701,17 +702,18 @@ class RegistryService:
         updates: dict[str, Any] = {"status": to, "status_changed_at": draft.at, "status_reason": reason}
         if failure is not None:
             updates["failure"] = failure
-        if aliases is not None:
-            updates["aliases"] = aliases
         updated = draft.update_version(version, **updates)
         written = {u.after.name for u in change.alias_puts} | {a.name for a in change.alias_deletes} | set(skip)
-        for alias_name in updated.aliases:
-            if alias_name in written:
-                continue
-            alias = self.repo.get_alias(version.project, alias_name)
-            if alias is not None and alias.version == version.number:
+        for alias in self._aliases_of(draft, version.number):
+            if alias.name not in written:
                 change.alias_puts.append(Update(alias, alias.model_copy(update={"target": updated.summary()})))
         return updated
+
+    def _aliases_of(self, draft: _Draft, number: int) -> list[Alias]:
+        """The aliases pointing at version `number` (one Query of the project's aliases per draft)."""
+        if draft.aliases is None:
+            draft.aliases = self.repo.list_aliases(draft.project.name)
+        return [a for a in draft.aliases if a.version == number]
 
     def approve(self, actor: Actor, name: str, number: int, reason: str) -> ModelVersion:
         return self.transition(actor, name, number, VersionStatus.APPROVED, reason)
@@ -794,7 +796,9 @@ class RegistryService:
         state: dict[str, Any] = {"expected": expected}
 
         def build(project: Project, _: CommitConflict | None) -> _Outcome[Alias]:
-            current = self.repo.get_alias(name, PRODUCTION)
+            aliases = self.repo.list_aliases(name)
+            by_name = {a.name: a for a in aliases}
+            current = by_name.get(PRODUCTION)
             current_version = current.version if current else None
             if state["expected"] is UNSET:
                 state["expected"] = current_version
@@ -819,23 +823,16 @@ class RegistryService:
                     current_status=target.status.value,
                     version=number,
                 )
-            previous = self.repo.get_alias(name, PREVIOUS)
+            previous = by_name.get(PREVIOUS)
             old = self._version(name, current_version) if current_version is not None else None
-            old_previous = (
-                self._version(name, previous.version)
-                if previous is not None and previous.version not in (number, current_version)
-                else None
-            )
             draft = self._draft(project, actor)
+            draft.aliases = aliases
             change = Change(project=Update(project, project), audit=None)
             seq = project.audit_seq + 1
             events: list[dict[str, Any]] = []
 
             # the new production version
-            new_aliases = sorted({*target.aliases, PRODUCTION} - {PREVIOUS})
-            new_target = self._set_status(
-                draft, change, target, VersionStatus.PRODUCTION, reason, aliases=new_aliases, skip=MANAGED
-            )
+            new_target = self._set_status(draft, change, target, VersionStatus.PRODUCTION, reason, skip=MANAGED)
             production = Alias(
                 project=name,
                 name=PRODUCTION,
@@ -871,14 +868,10 @@ class RegistryService:
                         old,
                         VersionStatus.ROLLED_BACK,
                         reason,
-                        aliases=sorted(set(old.aliases) - {PRODUCTION, PREVIOUS}),
                         skip=MANAGED,
                     )
                 else:
-                    old_aliases = sorted((set(old.aliases) - {PRODUCTION}) | {PREVIOUS})
-                    old_updated = self._set_status(
-                        draft, change, old, VersionStatus.SUPERSEDED, reason, aliases=old_aliases, skip=MANAGED
-                    )
+                    old_updated = self._set_status(draft, change, old, VersionStatus.SUPERSEDED, reason, skip=MANAGED)
                     change.alias_puts.append(
                         Update(
                             previous,
@@ -909,8 +902,6 @@ class RegistryService:
                     )
                     was = previous.version if previous else None
                     events.append({"alias": PREVIOUS, "version": old.number, "previous_version": was})
-            if old_previous is not None:
-                draft.update_version(old_previous, aliases=sorted(set(old_previous.aliases) - {PREVIOUS}))
             if previous is not None and (action == "rollback" or old is None):
                 # `previous` is emptied: it pointed at the version now in production
                 change.alias_deletes.append(previous)
@@ -1001,15 +992,11 @@ class RegistryService:
                 )
             draft = self._draft(project, actor)
             seq = project.audit_seq + 1
-            updated = draft.update_version(target, aliases=sorted({*target.aliases, alias}))
-            if current is not None:
-                old = self._version(name, current.version)
-                draft.update_version(old, aliases=sorted(set(old.aliases) - {alias}))
             new_alias = Alias(
                 project=name,
                 name=alias,
                 version=number,
-                target=updated.summary(),
+                target=target.summary(),
                 updated_at=draft.at,
                 updated_by=actor.principal,
                 reason=reason,
@@ -1063,8 +1050,6 @@ class RegistryService:
             if current is None:
                 raise AliasNotFound(f"project {name} has no alias {alias}", project=name, alias=alias)
             draft = self._draft(project, actor)
-            old = self._version(name, current.version)
-            draft.update_version(old, aliases=sorted(set(old.aliases) - {alias}))
             change = Change(
                 project=Update(project, project),
                 audit=None,
