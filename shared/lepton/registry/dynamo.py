@@ -57,7 +57,7 @@ from lepton.registry.models import (
     Project,
     Run,
 )
-from lepton.registry.ports import Change, CommitConflict, JobClaim, Page, VersionQuery
+from lepton.registry.ports import Change, CommitConflict, JobClaim, Page, Snapshot, VersionQuery
 
 M = TypeVar("M", bound=BaseModel)
 I = TypeVar("I", bound="RegistryItem")  # noqa: E741
@@ -316,6 +316,43 @@ class DynamoRegistryRepository:
     def get_project(self, name: str) -> Project | None:
         item = self._get(self.t.project, project_pk(name), "PROJECT")
         return _load(Project, item) if item else None
+
+    def read(
+        self,
+        project: str,
+        *,
+        versions: Sequence[int] = (),
+        aliases: Sequence[str] = (),
+        datasets: Sequence[str] = (),
+        runs: Sequence[str] = (),
+    ) -> Snapshot:
+        pk = project_pk(project)
+        wanted = {"PROJECT"}
+        wanted |= {f"VERSION#{num(n)}" for n in versions}
+        wanted |= {f"ALIAS#{a}" for a in aliases}
+        wanted |= {f"DATASET#{d}" for d in datasets}
+        wanted |= {f"RUN#{r}" for r in runs}
+        bodies: dict[str, str] = {}
+        keys: list[Any] = [{"pk": pk, "sk": sk} for sk in sorted(wanted)]
+        connection = self.t.connection
+        while keys:
+            data = connection.batch_get_item(keys, consistent_read=True, attributes_to_get=["sk", "body"])
+            for raw in data.get("Responses", {}).get(self.t.table_name, []):
+                bodies[raw["sk"]["S"]] = raw["body"]["S"]
+            unprocessed = data.get("UnprocessedKeys", {}).get(self.t.table_name, {}).get("Keys", [])
+            keys = [{"pk": k["pk"]["S"], "sk": k["sk"]["S"]} for k in unprocessed]
+        snapshot = Snapshot(project=Project.model_validate_json(bodies["PROJECT"]) if "PROJECT" in bodies else None)
+        for sk, body in bodies.items():
+            kind, _, rest = sk.partition("#")
+            if kind == "VERSION":
+                snapshot.versions[int(rest)] = ModelVersion.model_validate_json(body)
+            elif kind == "ALIAS":
+                snapshot.aliases[rest] = Alias.model_validate_json(body)
+            elif kind == "DATASET":
+                snapshot.datasets[rest] = DatasetVersion.model_validate_json(body)
+            elif kind == "RUN":
+                snapshot.runs[rest] = Run.model_validate_json(body)
+        return snapshot
 
     def projects_of(self, principal: str, limit: int, cursor: str | None) -> Page[Membership]:
         pk = f"PRINCIPAL#{principal}"

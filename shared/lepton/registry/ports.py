@@ -44,6 +44,17 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """A project and some of its items, read together (one BatchGetItem on DynamoDB)."""
+
+    project: Project | None
+    versions: dict[int, ModelVersion] = field(default_factory=dict)
+    aliases: dict[str, Alias] = field(default_factory=dict)
+    datasets: dict[str, DatasetVersion] = field(default_factory=dict)
+    runs: dict[str, Run] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class VersionQuery:
     status: VersionStatus | None = None
     branch: str | None = None
@@ -102,6 +113,18 @@ class CommitConflict(Exception):
 
 class RegistryRepository(Protocol):
     def get_project(self, name: str) -> Project | None: ...
+
+    def read(
+        self,
+        project: str,
+        *,
+        versions: Sequence[int] = (),
+        aliases: Sequence[str] = (),
+        datasets: Sequence[str] = (),
+        runs: Sequence[str] = (),
+    ) -> Snapshot:
+        """The project and the named items in one round trip (strongly consistent)."""
+        ...
 
     def projects_of(self, principal: str, limit: int, cursor: str | None) -> Page[Membership]: ...
 

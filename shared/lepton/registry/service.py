@@ -77,6 +77,7 @@ from lepton.registry.ports import (
     JobClaim,
     Page,
     RegistryRepository,
+    Snapshot,
     Update,
     VersionQuery,
 )
@@ -206,6 +207,14 @@ class RegistryService:
             raise ProjectNotFound(f"project {name} does not exist", project=name)
         self._authorize(project, actor, required)
         return project
+
+    def _snapshot(self, name: str, actor: Actor, required: Role, **items: Sequence[Any]) -> Snapshot:
+        """The project (authorising the actor) and the named items, in one round trip."""
+        snapshot = self.repo.read(name, **items)
+        if snapshot.project is None:
+            raise ProjectNotFound(f"project {name} does not exist", project=name)
+        self._authorize(snapshot.project, actor, required)
+        return snapshot
 
     def _mutate(
         self,
@@ -405,7 +414,10 @@ class RegistryService:
     # -------------------------------------------------------------------------------- versions
 
     def _version(self, project: str, number: int) -> ModelVersion:
-        version = self.repo.get_version(project, number)
+        return self._checked(project, number, self.repo.get_version(project, number))
+
+    @staticmethod
+    def _checked(project: str, number: int, version: ModelVersion | None) -> ModelVersion:
         if version is None:
             raise VersionNotFound(f"project {project} has no version {number}", project=project, version=number)
         if version.core.digest() != version.core_digest:
@@ -422,21 +434,29 @@ class RegistryService:
         """Register a model version; returns (version, created). Registering the same training job
         again returns the stored version (created False) when its core is the same, else 409.
         The artifact's sha256 is checked against the store unless `artifact_checked`."""
-        project = self._load(name, actor, Role.TRAINER)
+        snapshot = self._snapshot(
+            name,
+            actor,
+            Role.TRAINER,
+            datasets=[command.dataset_id],
+            versions=[command.parent_version] if command.parent_version is not None else [],
+            runs=[command.run_id] if command.run_id is not None else [],
+        )
+        project = snapshot.project
         parent = None
         if command.parent_version is not None:
-            parent = self.repo.get_version(name, command.parent_version)
+            parent = snapshot.versions.get(command.parent_version)
             if parent is None:
                 raise ValidationFailed(
                     f"parent_version {command.parent_version} does not exist in project {name}", field="parent_version"
                 )
-        if self.repo.get_dataset(name, command.dataset_id) is None:
+        if command.dataset_id not in snapshot.datasets:
             raise ValidationFailed(
                 f"dataset_id {command.dataset_id} is not a dataset of project {name}", field="dataset_id"
             )
         run = None
         if command.run_id is not None:
-            run = self.repo.get_run(name, command.run_id)
+            run = snapshot.runs.get(command.run_id)
             if run is None:
                 raise ValidationFailed(f"run_id {command.run_id} is not a run of project {name}", field="run_id")
             if command.parent_version is not None and command.parent_version != run.base_version:
@@ -468,7 +488,7 @@ class RegistryService:
                 return _Outcome(self._existing_registration(name, core))
             current_run = None
             if run is not None:
-                current_run = self.repo.get_run(name, run.run_id)
+                current_run = run if conflict is None else self.repo.get_run(name, run.run_id)
                 if current_run is not None and current_run.status is RunStatus.SUCCEEDED:
                     # the state machine retried Register: this run's job is registered already
                     claim = self.repo.get_claim(name, core.training_job)
@@ -570,8 +590,8 @@ class RegistryService:
             )
 
     def get_version(self, actor: Actor, name: str, number: int) -> ModelVersion:
-        self._load(name, actor, Role.VIEWER)
-        return self._version(name, number)
+        snapshot = self._snapshot(name, actor, Role.VIEWER, versions=[number])
+        return self._checked(name, number, snapshot.versions.get(number))
 
     def list_versions(
         self, actor: Actor, name: str, query: VersionQuery, limit: int, cursor: str | None
@@ -726,15 +746,14 @@ class RegistryService:
 
     def log(self, actor: Actor, name: str, number: int, limit: int = 100) -> list[ModelVersion]:
         """The version and its ancestors (parent, grandparent, ...), nearest first."""
-        self._load(name, actor, Role.VIEWER)
-        version = self._version(name, number)
+        snapshot = self._snapshot(name, actor, Role.VIEWER, versions=[number])
+        version = self._checked(name, number, snapshot.versions.get(number))
         wanted = version.ancestry[: max(limit - 1, 0)]
         found = self.repo.get_versions(name, wanted)
         return [version, *(found[n] for n in wanted if n in found)]
 
     def diff(self, actor: Actor, name: str, a: int, b: int) -> VersionDiff:
-        self._load(name, actor, Role.VIEWER)
-        found = self.repo.get_versions(name, [a, b])
+        found = self._snapshot(name, actor, Role.VIEWER, versions=[a, b]).versions
         for n in (a, b):
             if n not in found:
                 raise VersionNotFound(f"project {name} has no version {n}", project=name, version=n)
@@ -743,8 +762,8 @@ class RegistryService:
     # --------------------------------------------------------------------------------- aliases
 
     def get_alias(self, actor: Actor, name: str, alias: str) -> Alias:
-        self._load(name, actor, Role.VIEWER)
-        found = self.repo.get_alias(name, alias)
+        """An alias for a caller: its role and the alias are read in one round trip."""
+        found = self._snapshot(name, actor, Role.VIEWER, aliases=[alias]).aliases.get(alias)
         if found is None:
             raise AliasNotFound(f"project {name} has no alias {alias}", project=name, alias=alias)
         return found
@@ -970,9 +989,11 @@ class RegistryService:
         if alias in RESERVED_ALIASES:
             raise AliasReserved(f"alias {alias} is moved only by promote, revert and rollback", alias=alias)
         state: dict[str, Any] = {"expected": expected_version}
+        first = self._snapshot(name, actor, Role.TRAINER, aliases=[alias], versions=[number])
 
-        def build(project: Project, _: CommitConflict | None) -> _Outcome[Alias]:
-            current = self.repo.get_alias(name, alias)
+        def build(project: Project, conflict: CommitConflict | None) -> _Outcome[Alias]:
+            snapshot = first if conflict is None else self.repo.read(name, aliases=[alias], versions=[number])
+            current = snapshot.aliases.get(alias)
             current_version = current.version if current else None
             if state["expected"] is UNSET:
                 state["expected"] = current_version
@@ -982,7 +1003,7 @@ class RegistryService:
                     current_version=current_version,
                     expected=state["expected"],
                 )
-            target = self._version(name, number)
+            target = self._checked(name, number, snapshot.versions.get(number))
             if current_version == number:
                 assert current is not None
                 return _Outcome(current)
@@ -1039,7 +1060,7 @@ class RegistryService:
             )
             return _Outcome(new_alias, change, [event])
 
-        return self._mutate(name, actor, Role.TRAINER, build)
+        return self._mutate(name, actor, Role.TRAINER, build, project=first.project)
 
     def delete_alias(self, actor: Actor, name: str, alias: str, reason: str = "") -> None:
         if alias in RESERVED_ALIASES:
