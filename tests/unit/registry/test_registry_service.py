@@ -533,3 +533,23 @@ def test_contention_is_retried_then_409(table: str) -> None:
     assert calls["n"] == 3
     svc.repo.commit = real_commit  # type: ignore[method-assign]
     assert svc.register_version(ALICE, P, registration(ds_id, "job-1"))[0].number == 1
+
+
+def test_a_version_aliases_point_at_cannot_be_archived(svc: RegistryService, ds: str) -> None:
+    for i in (1, 2):
+        register(svc, ds, f"job-{i}")
+        deploying(svc, P, i)
+    svc.promote(ALICE, P, 1, "one")
+    svc.promote(ALICE, P, 2, "two")
+    svc.set_alias(ALICE, P, "champion", 1, "keep an eye on it")
+    svc.set_alias(ALICE, P, "champion", 2, "moved")
+    # 1 is SUPERSEDED and `previous`: archiving it would leave an alias pointing at an archived version
+    with pytest.raises(Conflict) as blocked:
+        svc.retire(ALICE, P, 1, "old")
+    assert blocked.value.details["aliases"] == ["previous"]
+    svc.revert(ALICE, P, 1, "back to one")
+    # the champion alias follows its version's status (2 went PRODUCTION -> SUPERSEDED)
+    assert svc.get_alias(ALICE, P, "champion").target.status is VersionStatus.SUPERSEDED
+    with pytest.raises(Conflict) as blocked:
+        svc.retire(ALICE, P, 2, "old")
+    assert sorted(blocked.value.details["aliases"]) == ["champion", "previous"]

@@ -11,10 +11,10 @@ from typing import Any
 import boto3
 import pytest
 from pydantic import ValidationError
-from registry_testkit import ALICE, ROOT, LambdaContext, dataset, make_service
+from registry_testkit import ALICE, ROOT, LambdaContext, dataset, make_service, registration
 
 from lepton.errors import IntegrityError
-from lepton.registry.commands import NewProject
+from lepton.registry.commands import NewProject, NewRun
 from lepton.registry.models import RunOverrides, RunStatus, VersionStatus
 from lepton.registry.service import RegistryService
 from lepton.registry.wiring import build_service
@@ -51,16 +51,12 @@ def world(table: str) -> dict[str, Any]:
     svc.create_project(ALICE, NewProject(name="wine"))
     ds = dataset("wine", 1).model_copy(update={"dataset_id": "ds-0123456789abcdef0123"})
     svc.register_dataset(ALICE, ds)
-    from registry_testkit import registration
-
     for i in (1, 2):
         svc.register_version(ALICE, "wine", registration(ds.dataset_id, f"wine-train-000{i}"))
     run = svc.create_run(
         ALICE,
         "wine",
-        __import__("lepton.registry.commands", fromlist=["NewRun"]).NewRun(
-            base_version=2, overrides=RunOverrides(hyperparameters={"epochs": 30})
-        ),
+        NewRun(base_version=2, overrides=RunOverrides(hyperparameters={"epochs": 30})),
     )
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="lepton-models")
