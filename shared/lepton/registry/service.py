@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from lepton.data.models import DataContract, DatasetRejection, DatasetVersion
 from lepton.errors import (
@@ -37,7 +37,6 @@ from lepton.errors import (
     VersionNotFound,
 )
 from lepton.events.base import LeptonEvent
-from lepton.events.publisher import EventPublisher
 from lepton.events.registry import (
     AliasMoved,
     ModelVersionRegistered,
@@ -81,6 +80,9 @@ from lepton.registry.ports import (
     Update,
     VersionQuery,
 )
+
+if TYPE_CHECKING:  # the adapter module imports botocore and the service's observability
+    from lepton.events.publisher import EventPublisher
 
 R = TypeVar("R")
 
