@@ -45,7 +45,13 @@ def moto_server() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(params=BACKENDS, ids=BACKENDS)
+PARAMS = [
+    pytest.param(name, marks=[pytest.mark.dynamodb_local] if name == "dynamodb_local" else [], id=name)
+    for name in BACKENDS
+]
+
+
+@pytest.fixture(params=PARAMS)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     set_fake_aws_env()
     install_atomic_dynamodb()
@@ -59,7 +65,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "moto_server":
         host = request.getfixturevalue("moto_server")
     else:
-        request.applymarker(pytest.mark.dynamodb_local)
         host = request.getfixturevalue("dynamodb_local").endpoint_url
     client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=host)
     create_table(client, table)

@@ -6,6 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from registry_backends import Backend
 from registry_testkit import ALICE, RecordingPublisher, deploying, registration, seed_project
 
@@ -15,6 +16,7 @@ from lepton.registry.ports import VersionQuery
 from lepton.registry.service import Actor
 
 P = "wine"
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_50_concurrent_registrations_get_50_dense_numbers(backend: Backend, publisher: RecordingPublisher) -> None:
