@@ -19,9 +19,10 @@ def get_service() -> RegistryService:
 
 def get_actor(request: Request) -> Actor:
     """The caller as API Gateway's AWS_IAM authorisation identified it (requestContext.identity)."""
-    event: Any = request.resolved_event
-    arn = event.request_context.identity.user_arn
-    if not arn:
+    raw: Any = request.resolved_event.raw_event
+    context = raw.get("requestContext") or {}
+    arn = (context.get("identity") or {}).get("userArn")
+    if not isinstance(arn, str) or not arn:
         raise Forbidden("the request carries no caller identity (the API requires AWS_IAM authorisation)")
     return Actor(arn)
 

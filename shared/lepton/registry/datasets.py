@@ -6,6 +6,7 @@ from __future__ import annotations
 from lepton.data.models import DataContract, DatasetRejection, DatasetVersion
 from lepton.registry.dynamo import DynamoRegistryRepository
 from lepton.registry.service import Actor, RegistryService, RetryPolicy
+from lepton.settings import Settings
 
 INGEST_ACTOR = "lepton:ingest"
 
@@ -13,8 +14,9 @@ INGEST_ACTOR = "lepton:ingest"
 class DynamoDatasetRegistry:
     """Implements lepton.data.ports.DatasetRegistry.
 
-    table_name: the registry table (REGISTRY_TABLE); host: the endpoint of the local runtime
-    (AWS_ENDPOINT_URL_DYNAMODB), None on AWS; actor: the principal recorded in the audit log.
+    table_name: the registry table (REGISTRY_TABLE); host and region: default to the environment
+    (AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL, unset on AWS; AWS_REGION); actor: the
+    principal recorded in the audit log.
 
     Registering a dataset is one transaction (dataset item if absent, project counter and latest
     dataset, audit entry); adopting a contract is one conditional transaction (the first writer's
@@ -29,7 +31,11 @@ class DynamoDatasetRegistry:
         actor: str = INGEST_ACTOR,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._service = RegistryService(DynamoRegistryRepository(table_name, host=host, region=region), retry=retry)
+        settings = Settings.from_env()
+        repo = DynamoRegistryRepository(
+            table_name, host=host or settings.dynamodb_endpoint, region=region or settings.region
+        )
+        self._service = RegistryService(repo, retry=retry)
         self._actor = Actor(actor, system=True)
 
     def get_contract(self, project: str) -> DataContract | None:

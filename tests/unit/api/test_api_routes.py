@@ -198,6 +198,13 @@ def test_identity_comes_from_the_request_context(api: Api, ds: str) -> None:
     assert api.call("GET", f"/projects/{P}", caller=MALLORY).status == 403
     created = api.call("POST", "/projects", {"name": "beer"}, caller=MALLORY)
     assert created.body["members"] == {MALLORY.principal: Role.ADMIN.value}
+    from api_testkit import HANDLER
+    from registry_testkit import LambdaContext, proxy_event
+
+    event = proxy_event("GET", f"/projects/{P}")
+    del event["requestContext"]["identity"]
+    reply = HANDLER(event, LambdaContext())
+    assert reply["statusCode"] == 403
 
 
 def test_sample_api_events_are_served(api: Api, ds: str) -> None:
