@@ -77,3 +77,30 @@ class IntegrityError(LeptonError):
 
     code = "integrity_error"
     status = 422
+
+
+class ProjectExists(AlreadyExists):
+    code = "project_exists"
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+
+
+class AliasReserved(Conflict):
+    """The alias is moved only by promote/revert (production, previous)."""
+
+    code = "alias_reserved"
+
+
+class LastAdmin(Conflict):
+    """The change would leave a project without an admin."""
+
+    code = "last_admin"
+
+
+class ConfigurationError(LeptonError):
+    """The function's environment is wrong: a deployment bug, answered as a 500."""
+
+    code = "configuration_error"
+    status = 500

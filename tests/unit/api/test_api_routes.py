@@ -1,0 +1,223 @@
+"""The REST API end to end through the Lambda handler: statuses, bodies, roles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from api_testkit import Api
+from registry_testkit import ALICE, BOB, CAROL, INGEST, MALLORY, dataset
+
+from lepton.registry.models import Role
+
+P = "wine"
+DAVE = "arn:aws:iam::123456789012:user/dave"
+
+
+def version_body(ds: str, job: str, **kw: Any) -> dict[str, Any]:
+    body = {
+        "artifact_uri": f"s3://lepton-models/{job}/model.tar.gz",
+        "artifact_sha256": "d" * 64,
+        "dataset_id": ds,
+        "training_job": job,
+        "code_version": "git-abc",
+        "hyperparameters": {"epochs": 10, "learning_rate": 0.01},
+        "metrics": {"validation:accuracy": 0.9},
+    }
+    body.update(kw)
+    return body
+
+
+@pytest.fixture
+def ds(api: Api) -> str:
+    assert api.call("POST", "/projects", {"name": P, "description": "wine"}).status == 201
+    for who, role in ((BOB, "viewer"), (CAROL, "approver")):
+        r = api.call("PUT", f"/projects/{P}/members", {"principal": who.principal, "role": role})
+        assert r.status == 200, r.body
+    r = api.call("PUT", f"/projects/{P}/members", {"principal": DAVE, "role": "trainer"})
+    assert r.status == 200
+    return api.svc.register_dataset(INGEST, dataset(P, 1)).dataset_id
+
+
+def test_projects_and_members(api: Api, ds: str) -> None:
+    r = api.call("GET", f"/projects/{P}", caller=BOB)
+    assert r.status == 200 and r.body["members"][BOB.principal] == "viewer"
+    assert [m["project"] for m in api.call("GET", "/projects", caller=CAROL).body["items"]] == [P]
+    r = api.call("PATCH", f"/projects/{P}", {"description": "red and white"}, caller=BOB)
+    assert r.status == 403 and r.body["details"]["required_role"] == "admin"
+    r = api.call("PATCH", f"/projects/{P}", {"description": "red and white"})
+    assert r.status == 200 and r.body["description"] == "red and white"
+    r = api.call("GET", f"/projects/{P}/members", caller=BOB)
+    assert {m["principal"]: m["role"] for m in r.body}[CAROL.principal] == "approver"
+    r = api.call("DELETE", f"/projects/{P}/members", query={"principal": BOB.principal})
+    assert r.status == 200 and BOB.principal not in {m["principal"] for m in r.body}
+    assert api.call("GET", f"/projects/{P}", caller=BOB).status == 403
+    r = api.call("DELETE", f"/projects/{P}/members", query={"principal": ALICE.principal})
+    assert (r.status, r.error) == (409, "last_admin")
+    assert api.call("POST", "/projects", {"name": P}).status == 409
+
+
+def test_register_list_detail_and_idempotency(api: Api, ds: str) -> None:
+    r = api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-1", tags={"team": "a"}), caller=DAVE)
+    assert r.status == 201 and r.body["number"] == 1 and r.body["status"] == "REGISTERED"
+    assert r.headers["Location"] == f"/projects/{P}/versions/1"
+    again = api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-1", tags={"team": "a"}), caller=DAVE)
+    assert again.status == 200 and again.body["number"] == 1
+    r = api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-1", metrics={"x": 1.0}), caller=DAVE)
+    assert (r.status, r.error) == (409, "already_exists")
+    assert api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-2"), caller=BOB).status == 403
+    for i in range(2, 6):
+        assert api.call("POST", f"/projects/{P}/versions", version_body(ds, f"job-{i}", branch="exp")).status == 201
+    page = api.call("GET", f"/projects/{P}/versions", query={"limit": "2"}, caller=BOB)
+    assert [v["number"] for v in page.body["items"]] == [5, 4]
+    page2 = api.call("GET", f"/projects/{P}/versions", query={"limit": "2", "cursor": page.body["next_cursor"]})
+    assert [v["number"] for v in page2.body["items"]] == [3, 2]
+    branch = api.call("GET", f"/projects/{P}/versions", query={"branch": "exp", "order": "oldest"})
+    assert [v["number"] for v in branch.body["items"]] == [2, 3, 4, 5]
+    tagged = api.call("GET", f"/projects/{P}/versions", query={"tag": "team=a"})
+    assert [v["number"] for v in tagged.body["items"]] == [1]
+    r = api.call("GET", f"/projects/{P}/versions/1", caller=BOB)
+    assert r.status == 200 and r.body["hyperparameters"] == {"epochs": 10, "learning_rate": 0.01}
+
+
+def test_immutable_core_cannot_be_patched(api: Api, ds: str) -> None:
+    api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-1"))
+    before = api.snapshot()
+    core = (("metrics", {"validation:accuracy": 1.0}), ("artifact_sha256", "e" * 64), ("status", "PRODUCTION"))
+    for field, value in core:
+        r = api.call("PATCH", f"/projects/{P}/versions/1", {"description": "x", field: value})
+        assert r.status == 400 and f"body.{field}" in r.fields(), r.body
+    assert api.snapshot() == before
+    r = api.call("PATCH", f"/projects/{P}/versions/1", {"description": "tuned", "set_tags": {"stage": "canary"}})
+    assert r.status == 200 and (r.body["description"], r.body["tags"]) == ("tuned", {"stage": "canary"})
+    assert api.call("PUT", f"/projects/{P}/versions/1/tags/owner", {"value": "ml"}).body["tags"]["owner"] == "ml"
+    assert "stage" not in api.call("DELETE", f"/projects/{P}/versions/1/tags/stage").body["tags"]
+
+
+def test_status_routes_roles_and_409_naming_the_status(api: Api, ds: str) -> None:
+    api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-1"))
+    r = api.call("POST", f"/projects/{P}/versions/1/transition", {"status": "DEPLOYING", "reason": "skip"})
+    assert (r.status, r.error, r.body["details"]["current_status"]) == (409, "illegal_transition", "REGISTERED")
+    assert api.call("POST", f"/projects/{P}/versions/1/approve", {"reason": "ok"}, caller=DAVE).status == 403
+    r = api.call("POST", f"/projects/{P}/versions/1/approve", {"reason": "beats champion"}, caller=CAROL)
+    assert r.status == 200 and r.body["status"] == "APPROVED"
+    r = api.call("POST", f"/projects/{P}/versions/1/reject", {"reason": "changed my mind"}, caller=CAROL)
+    assert r.status == 409 and r.body["details"]["current_status"] == "APPROVED"
+    r = api.call("POST", f"/projects/{P}/versions/1/transition", {"status": "DEPLOYING", "reason": "go"}, caller=CAROL)
+    assert r.body["status"] == "DEPLOYING"
+    r = api.call("POST", f"/projects/{P}/versions/1/promote", {"reason": "viewer"}, caller=BOB)
+    assert (r.status, r.body["details"]["required_role"]) == (403, "approver")
+    r = api.call("PUT", f"/projects/{P}/aliases/production", {"version": 1, "reason": "viewer"}, caller=BOB)
+    assert r.status == 403
+    assert api.call("GET", f"/projects/{P}/aliases/production", caller=BOB).status == 404
+    ship = {"reason": "ship", "expected_current": None}
+    r = api.call("POST", f"/projects/{P}/versions/1/promote", ship, caller=CAROL)
+    assert r.status == 200 and r.body["version"] == 1 and r.body["target"]["status"] == "PRODUCTION"
+    r = api.call("GET", f"/projects/{P}/aliases/production", caller=BOB)
+    assert r.body["target"]["artifact_sha256"] == "d" * 64
+    r = api.call("POST", f"/projects/{P}/versions/1/retire", {"reason": "old"})
+    assert r.status == 409 and r.body["details"]["current_status"] == "PRODUCTION"
+
+
+def test_promote_revert_rollback_history(api: Api, ds: str) -> None:
+    for i in (1, 2):
+        api.call("POST", f"/projects/{P}/versions", version_body(ds, f"job-{i}"))
+        api.call("POST", f"/projects/{P}/versions/{i}/approve", {"reason": "ok"})
+        api.call("POST", f"/projects/{P}/versions/{i}/transition", {"status": "DEPLOYING", "reason": "go"})
+    api.call("POST", f"/projects/{P}/versions/1/promote", {"reason": "one"})
+    between = datetime.now(UTC)
+    r = api.call("POST", f"/projects/{P}/versions/2/promote", {"reason": "two", "expected_current": 2})
+    assert (r.status, r.error, r.body["details"]["current_production"]) == (409, "concurrent_modification", 1)
+    assert api.call("POST", f"/projects/{P}/versions/2/promote", {"reason": "two", "expected_current": 1}).status == 200
+    r = api.call("POST", f"/projects/{P}/revert", {"version": 1, "reason": "back"}, caller=CAROL)
+    assert r.status == 200 and r.body["version"] == 1
+    r = api.call("POST", f"/projects/{P}/rollback", {"reason": "alarm"}, caller=CAROL)
+    assert r.status == 200 and r.body["version"] == 2
+    history = api.call("GET", f"/projects/{P}/aliases/production/history")
+    assert [(h["version"], h["action"]) for h in history.body["items"]] == [
+        (2, "rollback"),
+        (1, "revert"),
+        (2, "promote"),
+        (1, "promote"),
+    ]
+    at = api.call("GET", f"/projects/{P}/aliases/production/history", query={"at": between.isoformat(), "limit": "1"})
+    assert [h["version"] for h in at.body["items"]] == [1]
+    aliases = api.call("GET", f"/projects/{P}/aliases")
+    assert {a["name"]: a["version"] for a in aliases.body} == {"production": 2}
+
+
+def test_custom_alias_log_diff_runs_datasets_audit(api: Api, ds: str) -> None:
+    api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-1"))
+    child = version_body(ds, "job-2", parent_version=1, hyperparameters={"epochs": 20})
+    api.call("POST", f"/projects/{P}/versions", child)
+    r = api.call("PUT", f"/projects/{P}/aliases/staging", {"version": 2, "reason": "try"}, caller=DAVE)
+    assert r.status == 200 and r.body["name"] == "staging"
+    assert api.call("PUT", f"/projects/{P}/aliases/previous", {"version": 1}, caller=CAROL).error == "alias_reserved"
+    assert api.call("DELETE", f"/projects/{P}/aliases/staging", query={"reason": "done"}, caller=DAVE).status == 204
+    log = api.call("GET", f"/projects/{P}/versions/2/log")
+    assert [v["number"] for v in log.body] == [2, 1]
+    diff = api.call("GET", f"/projects/{P}/versions/1/diff/2")
+    assert diff.body["hyperparameters"]["changed"]["epochs"] == {"a": 10, "b": 20}
+    assert diff.body["hyperparameters"]["removed"] == {"learning_rate": 0.01}
+    branch = {"branch": "wide", "overrides": {"hyperparameters": {"epochs": 40}}}
+    run = api.call("POST", f"/projects/{P}/versions/2/branches", branch)
+    assert run.status == 201 and run.body["base_version"] == 2 and run.body["hyperparameters"]["epochs"] == 40
+    assert api.call("GET", f"/projects/{P}/runs/{run.body['run_id']}").body["branch"] == "wide"
+    assert [x["run_id"] for x in api.call("GET", f"/projects/{P}/runs").body["items"]] == [run.body["run_id"]]
+    assert api.call("POST", f"/projects/{P}/runs", {"overrides": {"dataset_id": ds}}).status == 201
+    assert [d["dataset_id"] for d in api.call("GET", f"/projects/{P}/datasets").body["items"]] == [ds]
+    assert api.call("GET", f"/projects/{P}/datasets/{ds}").body["number"] == 1
+    assert api.call("GET", f"/projects/{P}/rejections").body == {"items": [], "next_cursor": None}
+    audit = api.call("GET", f"/projects/{P}/audit", query={"limit": "3"}, caller=BOB)
+    assert len(audit.body["items"]) == 3 and audit.body["next_cursor"]
+    assert audit.body["items"][0]["seq"] > audit.body["items"][1]["seq"]
+    verify = api.call("GET", f"/projects/{P}/audit/verify", caller=BOB)
+    assert verify.status == 200 and verify.body["ok"] and verify.body["checked"] == verify.body["head_seq"]
+
+
+def test_unknown_ids_are_404(api: Api, ds: str) -> None:
+    for path in (
+        "/projects/nope",
+        f"/projects/{P}/versions/99",
+        f"/projects/{P}/versions/99/log",
+        f"/projects/{P}/versions/1/diff/99",
+        f"/projects/{P}/aliases/champion",
+        f"/projects/{P}/datasets/ds-ffffffffffffffffffff",
+        f"/projects/{P}/runs/run-0000000000",
+        "/projects/nope/audit/verify",
+    ):
+        r = api.call("GET", path)
+        assert r.status == 404 and r.error and r.error.endswith("not_found"), (path, r.body)
+    assert api.call("GET", "/no/such/route").error == "route_not_found"
+
+
+def test_identity_comes_from_the_request_context(api: Api, ds: str) -> None:
+    r = api.call("GET", f"/projects/{P}", caller=None)
+    assert r.status == 403 and "identity" in r.body["message"]
+    assert api.call("GET", f"/projects/{P}", caller=MALLORY).status == 403
+    created = api.call("POST", "/projects", {"name": "beer"}, caller=MALLORY)
+    assert created.body["members"] == {MALLORY.principal: Role.ADMIN.value}
+    from api_testkit import HANDLER
+    from registry_testkit import LambdaContext, proxy_event
+
+    event = proxy_event("GET", f"/projects/{P}")
+    del event["requestContext"]["identity"]
+    reply = HANDLER(event, LambdaContext())
+    assert reply["statusCode"] == 403
+
+
+def test_sample_api_events_are_served(api: Api, ds: str) -> None:
+    """The events in events/api/ are well-formed REST proxy events this API answers."""
+    import json
+
+    from api_testkit import HANDLER
+    from registry_testkit import ROOT, LambdaContext
+
+    api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-1"))
+    for path in sorted((ROOT / "events" / "api").glob("*.json")):
+        event = json.loads(path.read_text())
+        assert event["requestContext"]["identity"]["userArn"].startswith("arn:aws:iam::")
+        reply = HANDLER(event, LambdaContext())
+        assert reply["statusCode"] < 500, (path.name, reply)
+        assert json.loads(reply["body"]) is not None
