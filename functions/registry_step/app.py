@@ -26,6 +26,7 @@ def register(event: steps.RegisterInput, context: LambdaContext) -> dict[str, An
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@event_parser(model=steps.MarkFailedInput)
-def mark_failed(event: steps.MarkFailedInput, context: LambdaContext) -> dict[str, Any]:
-    return steps.mark_failed(build_service(get_settings()), event).model_dump(mode="json")
+@event_parser(model=steps.MarkFailedInput | steps.MarkFailedFromState)
+def mark_failed(event: steps.MarkFailedInput | steps.MarkFailedFromState, context: LambdaContext) -> dict[str, Any]:
+    step = event.to_input() if isinstance(event, steps.MarkFailedFromState) else event
+    return steps.mark_failed(build_service(get_settings()), step).model_dump(mode="json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 from urllib.parse import urlparse
 
@@ -36,3 +37,15 @@ class S3ArtifactStore:
         for chunk in iter(lambda: body.read(CHUNK), b""):
             digest.update(chunk)
         return digest.hexdigest()
+
+    def read_json(self, uri: str, max_bytes: int = 4 * 1024 * 1024) -> Any | None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            response = self._s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404", "AccessDenied"):
+                return None
+            raise
+        if response.get("ContentLength", 0) > max_bytes:
+            raise ValueError(f"{uri} is larger than {max_bytes} bytes")
+        return json.loads(response["Body"].read())

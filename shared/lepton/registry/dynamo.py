@@ -593,6 +593,7 @@ class DynamoRegistryRepository:
             audit_seq=project.audit_seq,
             has_contract=project.contract is not None,
         )
+        project_condition: Any
         if before is None:
             project_condition = t.project.pk.does_not_exist()
         else:

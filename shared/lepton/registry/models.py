@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from lepton.data.models import DataContract, ProjectId
+from lepton.training import TuningConfig
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -151,7 +152,7 @@ class TrainingConfig(Record):
     instance_type: Annotated[str, StringConstraints(pattern=r"^(ml|local)\.[a-z0-9.]+$")] | None = None
     instance_count: int = Field(default=1, ge=1, le=64)
     max_runtime_s: int = Field(default=3600, ge=60, le=432_000)
-    tuning: dict[ParamName, HyperValue] | None = Field(default=None, description="tuning job settings")
+    tuning: TuningConfig | None = Field(default=None, description="tune instead of a single training job")
 
 
 class Project(Record):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from lepton.data.models import DatasetRejection, DatasetVersion
 from lepton.registry.models import (
@@ -175,4 +175,8 @@ class RegistryRepository(Protocol):
 class ArtifactStore(Protocol):
     def sha256(self, uri: str) -> str | None:
         """The sha256 of the object at `uri`, or None when there is no such object."""
+        ...
+
+    def read_json(self, uri: str, max_bytes: int = 4 * 1024 * 1024) -> Any | None:
+        """The JSON document at `uri` (an evaluation report), or None when there is no such object."""
         ...

@@ -10,6 +10,7 @@ from fresh reads, after a jittered back-off, at most `RetryPolicy.max_attempts` 
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import time
@@ -568,6 +569,19 @@ class RegistryService:
                 version=existing.number,
             )
         return existing, False
+
+    def evaluation_metrics(self, uri: str) -> dict[str, float]:
+        """The flat metrics of the evaluation report at `uri`, named `test:<metric>`."""
+        if self._artifacts is None:
+            raise ValidationFailed("evaluation reports are not read here", field="evaluation_uri")
+        report = self._artifacts.read_json(uri)
+        if not isinstance(report, dict) or not isinstance(report.get("metrics"), dict):
+            raise ValidationFailed(f"no evaluation report with metrics at {uri}", field="evaluation_uri")
+        return {
+            f"test:{name}": float(value)
+            for name, value in report["metrics"].items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        }
 
     def artifact_sha256(self, uri: str) -> str:
         """The sha256 of the artifact at `uri` (the lifecycle registers what training produced)."""

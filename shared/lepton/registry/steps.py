@@ -89,6 +89,9 @@ class RegisterInput(StepModel):
     evaluation_metrics: dict[MetricName, FiniteFloat] = Field(
         default_factory=dict, description="the evaluation job's metrics; they override the training job's"
     )
+    evaluation_uri: S3Uri | None = Field(
+        default=None, description="the evaluation job's output prefix; its evaluation.json metrics become test:*"
+    )
     artifact_sha256: Sha256 | None = Field(default=None, description="computed from S3 when absent")
     parent_version: VersionNumber | None = None
     branch: BranchName | None = None
@@ -124,6 +127,33 @@ class MarkFailedInput(StepModel):
     error: StepError
 
 
+class MarkFailedFromState(StepModel):
+    """MarkFailed as the lifecycle state machine calls it: the state as the Catch left it.
+
+    Every Catch puts its error under `failed.<StateName>`, so the step that failed is known; the
+    run and version are whatever the run had reached (`prepared.run.run_id`, `registered.version`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: dict[str, Any]
+
+    def to_input(self) -> MarkFailedInput:
+        state = self.state
+        failed = state.get("failed")
+        if not isinstance(failed, dict) or len(failed) != 1:
+            raise ValueError("the state holds no single `failed.<StateName>` error")
+        ((step, error),) = failed.items()
+        run = (state.get("prepared") or {}).get("run") or {}
+        version = (state.get("registered") or {}).get("version") or {}
+        return MarkFailedInput(
+            project=state["project"],
+            run_id=run.get("run_id"),
+            version=version.get("version"),
+            step=step,
+            error=StepError.model_validate(error),
+        )
+
+
 class MarkFailedOutput(StepModel):
     project: str
     run_id: str | None
@@ -138,6 +168,8 @@ def register_from_training_job(service: RegistryService, step: RegisterInput) ->
     if job.training_job_status != "Completed":
         raise ValueError(f"training job {job.training_job_name} is {job.training_job_status}, not Completed")
     metrics = {m.metric_name: m.value for m in job.final_metric_data_list}
+    if step.evaluation_uri is not None:
+        metrics.update(service.evaluation_metrics(step.evaluation_uri.rstrip("/") + "/evaluation.json"))
     metrics.update(step.evaluation_metrics)
     uri = job.model_artifacts.s3_model_artifacts
     sha = step.artifact_sha256
@@ -174,6 +206,12 @@ def register_from_training_job(service: RegistryService, step: RegisterInput) ->
 
 def mark_failed(service: RegistryService, step: MarkFailedInput) -> MarkFailedOutput:
     failure = FailureCause(error=step.error.error, cause=step.error.cause[:32_000], step=step.step)
+    if step.run_id is None and step.version is None:
+        # the run failed before it was recorded (PrepareTraining): nothing in the registry to mark;
+        # the execution itself ends Failed with this cause
+        return MarkFailedOutput(
+            project=step.project, run_id=None, run_status=None, version=None, version_status=None, error=failure.error
+        )
     run, version = service.mark_failed(
         Actor(STATE_MACHINE_ACTOR, system=True), step.project, failure, run_id=step.run_id, version=step.version
     )

@@ -119,3 +119,52 @@ def test_mark_failed_by_version(fn: ModuleType, world: dict[str, Any]) -> None:
     out = fn.mark_failed(sample("mark_failed_version.json"), LambdaContext())
     assert (out["version"], out["version_status"], out["run_id"]) == (3, "FAILED", None)
     assert world["svc"].get_version(ALICE, "wine", 3).status is VersionStatus.FAILED
+
+
+def test_register_reads_the_evaluation_report_as_test_metrics(fn: ModuleType, world: dict[str, Any]) -> None:
+    report = {"schema_version": 1, "metrics": {"accuracy": 0.93, "f1_macro": 0.91, "latency_p99_ms": 0.4}}
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket="lepton-models", Key="runs/r1/evaluation/evaluation.json", Body=json.dumps(report).encode()
+    )
+    event = register_event(world)
+    event.pop("evaluation_metrics", None)
+    event["evaluation_uri"] = "s3://lepton-models/runs/r1/evaluation"
+    fn.register(event, LambdaContext())
+    metrics = world["svc"].get_version(ALICE, "wine", 3).metrics
+    assert (metrics["test:accuracy"], metrics["test:f1_macro"], metrics["test:latency_p99_ms"]) == (0.93, 0.91, 0.4)
+    assert metrics["validation:accuracy"] == 0.956  # the training job's own metrics stay
+
+
+def test_register_refuses_a_missing_evaluation_report(fn: ModuleType, world: dict[str, Any]) -> None:
+    event = register_event(world)
+    event["evaluation_uri"] = "s3://lepton-models/runs/none/evaluation"
+    with pytest.raises(Exception, match="no evaluation report"):
+        fn.register(event, LambdaContext())
+    assert world["svc"].get_project(ALICE, "wine").version_count == 2
+
+
+def test_mark_failed_from_the_state_machine_state(fn: ModuleType, world: dict[str, Any]) -> None:
+    state = {
+        "project": "wine",
+        "dataset_id": "ds-0123456789abcdef0123",
+        "prepared": {"run": {"run_id": world["run"].run_id, "training_job_name": "wine-x"}},
+        "failed": {"Train": {"Error": "States.TaskFailed", "Cause": '{"FailureReason": "AlgorithmError: diverged"}'}},
+    }
+    out = fn.mark_failed({"state": state}, LambdaContext())
+    assert (out["run_id"], out["run_status"], out["error"]) == (world["run"].run_id, "FAILED", "States.TaskFailed")
+    run = world["svc"].get_run(ALICE, "wine", world["run"].run_id)
+    assert run.failure.step == "Train" and "diverged" in run.failure.cause
+
+
+def test_mark_failed_before_the_run_exists_records_nothing(fn: ModuleType, world: dict[str, Any]) -> None:
+    state = {"project": "wine", "failed": {"PrepareTraining": {"Error": "JobCodeMissing", "Cause": "publish it"}}}
+    out = fn.mark_failed({"state": state}, LambdaContext())
+    assert out == {
+        "project": "wine",
+        "run_id": None,
+        "run_status": None,
+        "version": None,
+        "version_status": None,
+        "error": "JobCodeMissing",
+    }
+    assert world["svc"].get_run(ALICE, "wine", world["run"].run_id).status is RunStatus.PENDING

@@ -44,7 +44,7 @@ def register_version(
     return Response(
         status_code=201 if created else 200,
         content_type=content_types.APPLICATION_JSON,
-        body=version.model_dump(mode="json"),
+        body=version,
         headers={"Location": f"/projects/{project}/versions/{version.number}"},
     )
 

@@ -1,0 +1,46 @@
+"""PrepareTraining: the lifecycle's first step. Reads the project's training configuration, records
+the run, and returns the SageMaker job requests the state machine sends (lepton.lifecycle)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lepton.lifecycle import JobCode, LifecycleStart, start_run
+from lepton.observability import logger, metrics, tracer
+from lepton.registry.wiring import build_service
+from lepton.settings import get_settings
+
+CODE_POINTER_KEY = "code/jobs/current.json"
+_s3 = boto3.client("s3")
+
+
+class JobCodeMissing(Exception):
+    """The job code was never published to the data bucket (`lepton deploy` publishes it)."""
+
+
+def published_code(bucket: str) -> JobCode:
+    try:
+        body = _s3.get_object(Bucket=bucket, Key=CODE_POINTER_KEY)["Body"].read()
+    except _s3.exceptions.NoSuchKey:
+        raise JobCodeMissing(
+            f"s3://{bucket}/{CODE_POINTER_KEY} does not exist: publish the job code first (lepton deploy)"
+        ) from None
+    return JobCode.model_validate(json.loads(body))
+
+
+@logger.inject_lambda_context(log_event=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=LifecycleStart)
+def handler(event: LifecycleStart, context: LambdaContext) -> dict[str, Any]:
+    bucket = os.environ["DATA_BUCKET"]
+    prepared = start_run(build_service(get_settings()), event, published_code(bucket), bucket, _s3.meta.region_name)
+    metrics.add_metric(name="RunsPrepared", unit="Count", value=1)
+    logger.info("run prepared", extra={"run_id": prepared.run_id, "tuning": prepared.tuning is not None})
+    return prepared.for_state_machine()

@@ -1,0 +1,189 @@
+"""Preparing a lifecycle run: from "a dataset version arrived" (or "run this branch") to the exact
+SageMaker job requests the state machine sends.
+
+Pure: the handler passes the project, the dataset, the run and the published job code (see
+cli/jobs_code.py); the output is what the ASL's Train/Tune/Evaluate states read. Infrastructure
+facts (role, images, instance types, KMS key) come from the template through
+DefinitionSubstitutions, not from here."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from lepton.data.models import DatasetVersion, ProjectId
+from lepton.registry.models import Project, Run
+
+RunId = Annotated[str, StringConstraints(pattern=r"^run-[0-9a-z]{8,40}$")]
+DatasetId = Annotated[str, StringConstraints(pattern=r"^ds-[0-9a-f]{20}$")]
+EVALUATION_FGSM_EPSILON = "0.1"
+
+
+class LifecycleStart(BaseModel):
+    """The execution input: a dataset to train on (the ingest function) or a run to execute (the API)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    project: ProjectId
+    dataset_id: DatasetId | None = None
+    run_id: RunId | None = None
+
+
+class JobCode(BaseModel):
+    """code/jobs/current.json, written when the job code is published."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    code_version: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    files_uri: str
+    sourcedir_uri: str
+
+
+class TuningRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    job_name: str
+    config: dict[str, Any]
+
+
+class PreparedRun(BaseModel):
+    """What the state machine's job states read ($.prepared.run)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project: str
+    run_id: str
+    branch: str
+    base_version: int | None
+    dataset_id: str
+    code_version: str
+    training_job_name: str
+    hyperparameters: dict[str, str]
+    input_data_config: list[dict[str, Any]]
+    output_path: str
+    max_runtime_seconds: int
+    tags: list[dict[str, str]]
+    tuning: TuningRequest | None = None
+    evaluation_job_name: str
+    evaluation_arguments: list[str]
+    evaluation_output_uri: str
+    test_uri: str
+    code_uri: str
+
+    def for_state_machine(self) -> dict[str, Any]:
+        """JSON for the state machine: `tuning` is absent (not null) for a plain training run, so the
+        Choice state can test it with IsPresent."""
+        return self.model_dump(mode="json", exclude={"tuning"} if self.tuning is None else set())
+
+
+def job_name(*parts: str, limit: int) -> str:
+    """A SageMaker job name (letters, digits, hyphens; at most `limit` characters), keeping the
+    run's unique suffix whole when the project's name must be shortened."""
+    cleaned = [re.sub(r"[^A-Za-z0-9-]", "-", p).strip("-") for p in parts]
+    head, tail = cleaned[:-1], cleaned[-1]
+    room = limit - len(tail) - len(head)
+    head = [h[: max(1, room // max(1, len(head)))] for h in head]
+    return re.sub(r"-{2,}", "-", "-".join([*head, tail]))[:limit].strip("-")
+
+
+def _channel(name: str, uri: str, content_type: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+        },
+        "ContentType": content_type,
+        "InputMode": "File",
+    }
+
+
+def evaluation_arguments() -> list[str]:
+    """The evaluation job's arguments: every /opt/ml path named, so a local runner can relocate them."""
+    return [
+        *("--model-dir", "/opt/ml/processing/model"),
+        *("--test-dir", "/opt/ml/processing/test"),
+        *("--output-dir", "/opt/ml/processing/evaluation"),
+        *("--failure-file", "/opt/ml/output/message"),
+        *("--fgsm-epsilon", EVALUATION_FGSM_EPSILON),
+    ]
+
+
+def prepare(
+    project: Project, dataset: DatasetVersion, run: Run, code: JobCode, bucket: str, region: str
+) -> PreparedRun:
+    prefix = dataset.curated_prefix.rstrip("/") + "/"
+    suffix = run.run_id.removeprefix("run-")
+    hyperparameters = {name: json.dumps(value) for name, value in sorted(run.hyperparameters.items())}
+    hyperparameters.update(
+        {
+            "sagemaker_program": json.dumps("train.py"),
+            "sagemaker_submit_directory": json.dumps(code.sourcedir_uri),
+            "sagemaker_region": json.dumps(region),
+            "sagemaker_container_log_level": "20",
+        }
+    )
+    tuning = None
+    if project.training.tuning is not None and run.base_version is None and not run.overrides.hyperparameters:
+        # a plain data-triggered run tunes when the project says so; a branch with explicit
+        # overrides trains exactly what it asked for
+        for name in project.training.tuning.ranges:
+            hyperparameters.pop(name, None)
+        tuning = TuningRequest(job_name=job_name("t", suffix, limit=32), config=project.training.tuning.to_sagemaker())
+    run_prefix = f"s3://{bucket}/models/{project.name}/{run.run_id}"
+    return PreparedRun(
+        project=project.name,
+        run_id=run.run_id,
+        branch=run.branch,
+        base_version=run.base_version,
+        dataset_id=dataset.dataset_id,
+        code_version=code.code_version,
+        training_job_name=job_name(project.name, suffix, limit=63),
+        hyperparameters=hyperparameters,
+        input_data_config=[
+            _channel("train", prefix + "train/", "application/x-parquet"),
+            _channel("validation", prefix + "validation/", "application/x-parquet"),
+            _channel("stats", prefix + "stats.json", "application/json"),
+        ],
+        output_path=f"{run_prefix}/training/",
+        max_runtime_seconds=project.training.max_runtime_s,
+        tags=[
+            {"Key": "lepton:project", "Value": project.name},
+            {"Key": "lepton:run", "Value": run.run_id},
+            {"Key": "lepton:dataset", "Value": dataset.dataset_id},
+        ],
+        tuning=tuning,
+        evaluation_job_name=job_name(project.name, "eval", suffix, limit=63),
+        evaluation_arguments=evaluation_arguments(),
+        evaluation_output_uri=f"{run_prefix}/evaluation",
+        test_uri=prefix + "test/",
+        code_uri=code.files_uri,
+    )
+
+
+def start_run(service: Any, start: LifecycleStart, code: JobCode, bucket: str, region: str) -> PreparedRun:
+    """Find or create the run this execution executes and prepare its job requests.
+
+    A data-triggered start (dataset_id) creates a run on `main` with the project's training
+    configuration; an API-started one (run_id) executes the run the API recorded (a branch from a
+    base version with overrides)."""
+    from lepton.errors import ValidationFailed
+    from lepton.registry.commands import NewRun
+    from lepton.registry.models import RunOverrides
+    from lepton.registry.service import Actor
+    from lepton.registry.steps import STATE_MACHINE_ACTOR
+
+    actor = Actor(STATE_MACHINE_ACTOR, system=True)
+    project = service.get_project(actor, start.project)
+    if start.run_id is not None:
+        run = service.get_run(actor, start.project, start.run_id)
+    elif start.dataset_id is not None:
+        run = service.create_run(actor, start.project, NewRun(overrides=RunOverrides(dataset_id=start.dataset_id)))
+    else:
+        raise ValidationFailed("the execution input names neither a dataset_id nor a run_id", field="dataset_id")
+    if run.dataset_id is None:
+        raise ValidationFailed(f"run {run.run_id} has no dataset to train on", field="dataset_id")
+    dataset = service.get_dataset(actor, start.project, run.dataset_id)
+    return prepare(project, dataset, run, code, bucket, region)
