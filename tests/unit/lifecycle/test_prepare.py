@@ -130,7 +130,7 @@ def test_grid_needs_categorical_ranges_and_tuning_validates_ranges():
         TuningConfig(strategy="Grid", ranges={"lr": {"type": "continuous", "min": 0.1, "max": 1.0}})
     with pytest.raises(ValidationError, match="Logarithmic scaling needs min > 0"):
         TuningConfig(ranges={"lr": {"type": "continuous", "min": 0, "max": 1.0, "scaling": "Logarithmic"}})
-    with pytest.raises(ValidationError, match="min 2.0 must be below max 1.0"):
+    with pytest.raises(ValidationError, match=r"min 2\.0 must be below max 1\.0"):
         TuningConfig(ranges={"n": {"type": "integer", "min": 2, "max": 1}})
     grid = TuningConfig(strategy="Grid", ranges={"optimizer": {"type": "categorical", "values": ["adam", "sgd"]}})
     assert "MaxNumberOfTrainingJobs" not in grid.to_sagemaker()["ResourceLimits"]
