@@ -90,10 +90,9 @@ class LocalCloud:
 
         if self.runtime is not None:
             self.runtime.shutdown()
-        with contextlib.suppress(ImportError):
-            from localcloud import sagemaker as local_sagemaker
+        from localcloud import sagemaker as local_sagemaker
 
-            local_sagemaker.shutdown()
+        local_sagemaker.shutdown()
         for server in (self._api_server, self._server):
             if server is not None:
                 server.stop()
@@ -124,20 +123,16 @@ class LocalCloud:
         moto_api_backend.reset()
 
     def _install_patches(self) -> None:
-        from localcloud.patches import awslambda, events, s3_events
+        from localcloud import sagemaker as local_sagemaker
+        from localcloud.patches import awslambda, dynamodb_atomic, events, policies, s3_events
 
         assert self.runtime is not None
         awslambda.install(self.runtime)
         s3_events.install()
+        policies.install()
         events.install()
-        with contextlib.suppress(ImportError):
-            from localcloud import sagemaker as local_sagemaker
-
-            local_sagemaker.install()
-        with contextlib.suppress(ImportError):
-            from localcloud.patches import dynamodb_atomic
-
-            dynamodb_atomic.install()
+        dynamodb_atomic.install()
+        local_sagemaker.install(work_dir=self.state_dir / "sagemaker")
 
     def _lambda_env(self) -> dict[str, str]:
         env = {
