@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from moto.awslambda import models as lambda_models
+from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.utils import get_backend
 
 from localcloud.lambda_runtime.pool import FunctionSpec, LambdaRuntime
@@ -74,8 +75,19 @@ def _event_bytes(body: Any) -> bytes:
     return json.dumps(body).encode()
 
 
+class TooManyRequests(LambdaClientError):
+    """What Lambda answers when a function's reserved concurrency is exhausted (0 throttles all)."""
+
+    code = 429
+
+    def __init__(self, function_name: str) -> None:
+        super().__init__("TooManyRequestsException", f"Rate Exceeded. {function_name} has reserved concurrency 0")
+
+
 def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
     invocation_type = _header(request_headers, "x-amz-invocation-type") or "RequestResponse"
+    if self.reserved_concurrency not in (None, "") and int(self.reserved_concurrency) == 0:
+        raise TooManyRequests(self.function_name)
     spec = spec_for(self)
     if invocation_type == "DryRun":
         return b""

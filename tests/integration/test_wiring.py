@@ -1,0 +1,130 @@
+"""The deployed template's wiring, with nothing wired by hand: an HTTP request through the API
+front door, an EventBridge event to its Lambda target, a Step Functions execution running Lambda
+tasks with Retry and Catch, and an S3 upload running the ingest function."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from lepton_stack import deploy_lepton
+
+
+@pytest.fixture(scope="module")
+def lepton(cloud):
+    return deploy_lepton(cloud, "wiring")
+
+
+def test_a_signed_request_reaches_the_api_function_with_the_callers_identity(lepton):
+    api = lepton.api("alice")
+    created = api.post("/projects", {"name": "wiring", "description": "through the front door"})
+    assert created["name"] == "wiring"
+    project = api.get("/projects/wiring")
+    assert project["members"] == {lepton.arn("alice"): "admin"}  # the API saw alice's IAM identity
+
+
+def test_openapi_document_is_served_through_the_front_door(lepton):
+    document = lepton.api("alice").get("/openapi.json")
+    assert "/projects/{project}/versions" in document["paths"]
+
+
+def test_an_unsigned_request_is_refused_with_403(lepton, cloud):
+    response = requests.get(cloud.api_url("v1") + "/projects", timeout=30)
+    assert response.status_code == 403
+    assert response.json() == {"message": "Missing Authentication Token"}
+
+
+def test_a_principal_without_execute_api_permission_is_refused_with_403(lepton):
+    response = lepton.api("mallory", allowed=False).request("GET", "/projects")
+    assert response.status_code == 403
+    assert "execute-api:Invoke" in response.json()["Message"]
+
+
+@pytest.fixture(scope="module")
+def alert_inbox(lepton, cloud):
+    """An SQS queue subscribed to the alerts topic, to read what people would receive."""
+    sqs, sns = cloud.client("sqs"), cloud.client("sns")
+    url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=lepton.outputs["AlertsTopicArn"], Protocol="sqs", Endpoint=arn)
+
+    def receive():
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for m in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in messages]
+
+    return receive
+
+
+def test_an_event_on_the_bus_reaches_the_alerts_function(lepton, cloud, alert_inbox):
+    detail = {
+        "project": "wiring",
+        "source": {"bucket": lepton.bucket, "key": "incoming/wiring/bad.csv"},
+        "problems": [{"code": "empty_file", "message": "the file is empty"}],
+        "report_key": "quarantine/wiring/bad.csv.report.json",
+    }
+    cloud.client("events").put_events(
+        Entries=[
+            {
+                "Source": "lepton.lifecycle",
+                "DetailType": "DatasetRejected",
+                "Detail": json.dumps(detail),
+                "EventBusName": lepton.outputs["EventBusName"],
+            }
+        ]  # fmt: skip
+    )
+    cloud.wait_idle()
+    (message,) = lepton.wait_for(alert_inbox)
+    assert message["Subject"] == "[WARNING] Upload refused for project wiring"
+    assert "the file is empty" in json.loads(message["Message"])["message"]
+
+
+def test_an_alarm_state_change_reaches_the_alerts_function(lepton, cloud, alert_inbox):
+    detail = {
+        "alarmName": f"lepton-{lepton.stage}-ingest-errors",
+        "state": {"value": "ALARM", "reason": "Threshold Crossed"},
+        "previousState": {"value": "OK", "reason": ""},
+    }
+    cloud.client("events").put_events(
+        Entries=[
+            {"Source": "aws.cloudwatch", "DetailType": "CloudWatch Alarm State Change", "Detail": json.dumps(detail)}
+        ]
+    )
+    cloud.wait_idle()
+    (message,) = lepton.wait_for(alert_inbox)
+    assert message["Subject"] == f"[CRITICAL] lepton-{lepton.stage}-ingest-errors is in ALARM"
+
+
+def test_an_execution_retries_a_throttled_lambda_task_then_catches_the_failure(lepton, cloud):
+    """PrepareTraining throttled (reserved concurrency 0): its Retry tries 4 times, its Catch runs
+    the MarkFailed Lambda task, and the execution fails with the lifecycle's error."""
+    lam = cloud.client("lambda")
+    function = lepton.function("PrepareTrainingFunction")
+    lam.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=0)
+    try:
+        arn = lepton.start("throttled", {"project": "wiring", "dataset_id": "ds-0123456789abcdef0123"})
+        done = cloud.wait_execution(arn, timeout=120)
+    finally:
+        lam.delete_function_concurrency(FunctionName=function)
+    assert done["status"] == "FAILED"
+    assert done["error"] == "LifecycleFailed"
+    history = lepton.history(arn)
+    failures = [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"]
+    assert [f["error"] for f in failures[:4]] == ["Lambda.TooManyRequestsException"] * 4
+    entered = lepton.states_entered(arn)
+    assert entered == ["PrepareTraining", "MarkFailed", "Failed"]
+    outputs = [json.loads(e["taskSucceededEventDetails"]["output"]) for e in history if e["type"] == "TaskSucceeded"]
+    (marked,) = [o["Payload"] for o in outputs if o["Payload"].get("error") == "Lambda.TooManyRequestsException"]
+    assert marked["run_id"] is None  # the run never started: nothing in the registry to mark
+
+
+def test_mark_failed_cannot_hide_a_run_that_never_started(lepton):
+    # a start for an unknown project fails in PrepareTraining (ProjectNotFound), is caught, and ends Failed
+    arn = lepton.start("no-such-project", {"project": "nothing-here", "dataset_id": "ds-0123456789abcdef0123"})
+    done = lepton.cloud.wait_execution(arn, timeout=60)
+    assert done["status"] == "FAILED"
+    assert lepton.states_entered(arn) == ["PrepareTraining", "MarkFailed", "Failed"]
+    failed = [e["taskFailedEventDetails"] for e in lepton.history(arn) if e["type"] == "TaskFailed"]
+    assert failed[0]["error"] == "ProjectNotFound"
