@@ -73,7 +73,7 @@ def test_an_event_on_the_bus_reaches_the_alerts_function(lepton, cloud, alert_in
                 "Detail": json.dumps(detail),
                 "EventBusName": lepton.outputs["EventBusName"],
             }
-        ]  # fmt: skip
+        ]
     )
     cloud.wait_idle()
     (message,) = lepton.wait_for(alert_inbox)
