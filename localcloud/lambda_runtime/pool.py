@@ -372,6 +372,16 @@ class LambdaRuntime:
                 worker.kill()
             pool.idle.clear()
 
+    def evict(self, function_name: str) -> None:
+        """End a function's execution environments: its next invocation is a cold start."""
+        with self._lock:
+            for pool in [p for p in self._pools.values() if p.spec.name == function_name]:
+                with pool.lock:
+                    for worker in pool.idle:
+                        worker.kill()
+                        pool.all.remove(worker)
+                    pool.idle.clear()
+
     def worker_count(self, function_name: str) -> int:
         return sum(len(p.all) for p in self._pools.values() if p.spec.name == function_name)
 
