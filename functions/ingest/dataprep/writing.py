@@ -1,0 +1,70 @@
+"""Serialising a dataset into the curated layout (docs/contracts.md section 1)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "manifest.json"
+STATS = "stats.json"
+PARQUET_COMPRESSION = "snappy"
+PARQUET_TYPE = "application/vnd.apache.parquet"
+JSON_TYPE = "application/json"
+
+
+def part_key(split: str, part: int = 0) -> str:
+    return f"{split}/part-{part:05d}.parquet"
+
+
+@dataclass(frozen=True)
+class CuratedObject:
+    """One object of a curated dataset: its key relative to the dataset prefix, bytes and sha256."""
+
+    relative_key: str
+    body: bytes | pa.Buffer
+    content_type: str
+    sha256: str
+
+    @classmethod
+    def of(cls, relative_key: str, body: bytes | pa.Buffer, content_type: str) -> CuratedObject:
+        return cls(relative_key, body, content_type, hashlib.sha256(memoryview(body)).hexdigest())
+
+    @property
+    def size(self) -> int:
+        return len(memoryview(self.body))
+
+
+def parquet_object(split: str, table: pa.Table) -> CuratedObject:
+    sink = pa.BufferOutputStream()
+    # Dictionary-encode text columns only: random floats gain nothing from it and cost write time.
+    text = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    pq.write_table(table, sink, compression=PARQUET_COMPRESSION, use_dictionary=text or False)
+    return CuratedObject.of(part_key(split), sink.getvalue(), PARQUET_TYPE)
+
+
+def json_bytes(doc: Any) -> bytes:
+    return json.dumps(doc, indent=2, allow_nan=False).encode("utf-8") + b"\n"
+
+
+def json_object(relative_key: str, doc: Any) -> CuratedObject:
+    return CuratedObject.of(relative_key, json_bytes(doc), JSON_TYPE)
+
+
+def manifest_object(
+    *, dataset_id: str, content_sha256: str, schema_hash: str, rows: dict[str, int], objects: list[CuratedObject]
+) -> CuratedObject:
+    """manifest.json lists every other object of the dataset with its sha256. The writer puts it last,
+    so a reader that finds it knows the whole dataset is in place."""
+    doc = {
+        "dataset_id": dataset_id,
+        "content_sha256": content_sha256,
+        "schema_hash": schema_hash,
+        "rows": rows,
+        "files": {o.relative_key: o.sha256 for o in objects},
+    }
+    return json_object(MANIFEST, doc)
