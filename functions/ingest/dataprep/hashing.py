@@ -109,6 +109,33 @@ def _equal_rows(
     return same
 
 
+def _duplicates(
+    columns: list[pa.Array | pa.ChunkedArray],
+    order: npt.NDArray[np.int64],
+    sorted_hashes: U64,
+    repeats: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """Positions (in `order`) of rows equal, cell by cell, to an earlier row of the same hash.
+
+    `repeats` are the positions whose hash equals the previous one. Each is compared with the first
+    row of its run of equal hashes (vectorised: the common case is copies of one row); the few left
+    over, which only a 64-bit collision between distinct rows produces, are compared with every
+    earlier kept row of their run."""
+    starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]])
+    first = starts[np.searchsorted(starts, repeats, side="right") - 1]
+    same = _equal_rows(columns, order[repeats], order[first])
+    dropped = set(repeats[same].tolist())
+    for position in repeats[~same].tolist():
+        start = int(starts[np.searchsorted(starts, position, side="right") - 1])
+        kept = [p for p in range(start, position) if p not in dropped]
+        row = [c.take(pa.array([order[position]])).to_pylist()[0] for c in columns]
+        for earlier in kept:
+            if [c.take(pa.array([order[earlier]])).to_pylist()[0] for c in columns] == row:
+                dropped.add(position)
+                break
+    return np.array(sorted(dropped), dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Ordering:
     """The rows kept, in hash order, and where each split starts and ends in that order."""
@@ -138,13 +165,12 @@ def order_rows(
     collision never drops a distinct row) and cut the sorted rows into the splits."""
     order = candidates[np.argsort(hashes[candidates])]
     sorted_hashes = hashes[order]
-    positions = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]) + 1
+    repeats = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]) + 1
     duplicates = np.empty(0, dtype=np.int64)
-    if positions.size:
+    if repeats.size:
         # equal hashes: sort stably so that the first of identical rows (in file order) is the one kept
         order = candidates[np.argsort(hashes[candidates], kind="stable")]
-        same = _equal_rows(columns, order[positions], order[positions - 1])
-        dropped = positions[same]
+        dropped = _duplicates(columns, order, sorted_hashes, repeats)
         duplicates = order[dropped]
         keep = np.ones(order.size, dtype=bool)
         keep[dropped] = False

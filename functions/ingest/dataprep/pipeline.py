@@ -222,6 +222,22 @@ class _Cleaning:
     warnings: ProblemLog = field(default_factory=ProblemLog)
 
 
+MAX_MAGNITUDE = 1e100  # sums of squares of up to 1e9 such values stay finite
+
+
+def _huge(column: pa.Array) -> Mask:
+    """Finite values too large for the statistics (infinities are reported separately)."""
+    if column.null_count == 0:
+        values = column.to_numpy(zero_copy_only=False)
+        if len(values) == 0 or max(values.max(), -values.min()) <= MAX_MAGNITUDE:
+            return np.zeros(len(column), dtype=bool)
+    else:
+        extremes = pc.min_max(column).as_py()
+        if extremes["min"] is None or max(extremes["max"], -extremes["min"]) <= MAX_MAGNITUDE:
+            return np.zeros(len(column), dtype=bool)
+    return _mask(pc.and_(pc.greater(pc.abs(column), MAX_MAGNITUDE), pc.is_finite(column)))
+
+
 def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log: ProblemLog) -> None:
     name = spec.name
     column = cells.arrays[name]
@@ -233,6 +249,15 @@ def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log:
         if pc.any(infinite).as_py():
             rows = cells.rows(_mask(infinite))
             log.add_rows("non_finite", f"column {name!r} has {rows.size} infinite value(s)", rows, column=name)
+    magnitude = _huge(column)
+    if magnitude.any():
+        log.add_rows(
+            "out_of_range",
+            f"column {name!r} has {int(magnitude.sum())} value(s) beyond +/-{MAX_MAGNITUDE:g}, too large to "
+            f"standardise",
+            cells.rows(magnitude),
+            column=name,
+        )
     if spec.minimum is not None or spec.maximum is not None:
         low = pc.less(column, spec.minimum) if spec.minimum is not None else pa.array([False] * len(column))
         high = pc.greater(column, spec.maximum) if spec.maximum is not None else pa.array([False] * len(column))

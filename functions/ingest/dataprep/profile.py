@@ -31,9 +31,14 @@ SPLIT_METHOD = "row-hash64"
 def histogram(values: npt.NDArray[np.float64], low: float, high: float) -> tuple[list[int], list[float]]:
     """numpy.histogram(values, bins=HISTOGRAM_BINS) given the values' min and max, in fewer passes:
     the same edges and the same counts (a value on an inner edge falls in the bin to its right, the
-    maximum in the last bin; a constant column gets the range [v - 0.5, v + 0.5])."""
+    maximum in the last bin; a constant column gets the range [v - 0.5, v + 0.5]). Where numpy
+    gives up (a range too narrow for distinct edges at that magnitude) the range is widened instead."""
     if high == low:
         low, high = low - 0.5, high + 0.5
+    if not np.all(np.diff(np.linspace(low, high, HISTOGRAM_BINS + 1)) > 0):
+        # a range too narrow for 10 distinct float edges (numpy raises here): widen it around its middle
+        middle, half = (low + high) / 2, float(np.spacing(max(abs(low), abs(high)))) * HISTOGRAM_BINS
+        low, high = middle - half, middle + half
     edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
     index = ((values - low) * (HISTOGRAM_BINS / (high - low))).astype(np.intp)
     np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)

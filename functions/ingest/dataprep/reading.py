@@ -45,9 +45,12 @@ def synthetic_names(count: int) -> list[str]:
 
 
 class PrefixedStream(io.RawIOBase):
-    """The bytes already read to look at the header, followed by the rest of the stream."""
+    """The bytes already read to look at the header, followed by the rest of the stream.
 
-    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+    A read returns the bytes asked for unless the stream ends: pyarrow takes a short read for the end
+    of the file, and a network stream (urllib3) may return fewer bytes than asked before its end."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO | io.RawIOBase) -> None:
         super().__init__()
         self._prefix = memoryview(prefix)
         self._rest = rest
@@ -57,14 +60,23 @@ class PrefixedStream(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            head = bytes(self._prefix)
+            parts = [bytes(self._prefix)]
             self._prefix = self._prefix[len(self._prefix) :]
-            return head + self._rest.read()
+            while chunk := self._rest.read(BLOCK_SIZE):
+                parts.append(chunk)
+            return b"".join(parts)
+        parts = []
         if self._prefix:
-            head = bytes(self._prefix[:size])
-            self._prefix = self._prefix[len(head) :]
-            return head
-        return self._rest.read(size)
+            parts.append(bytes(self._prefix[:size]))
+            self._prefix = self._prefix[len(parts[0]) :]
+            size -= len(parts[0])
+        while size > 0:
+            chunk = self._rest.read(size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size -= len(chunk)
+        return b"".join(parts)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))

@@ -205,3 +205,8 @@ def test_all_problems_are_reported_at_once():
 def test_a_regression_target_that_is_text_cannot_be_declared_numeric():
     contract = small_contract(task=Task.REGRESSION)
     assert problem(refused(with_rows({3: "1,red,high"}), contract), "wrong_type", "y").rows == [3]
+
+
+def test_numbers_too_large_to_standardise():
+    found = problem(refused(with_rows({4: "1e200,red,1"}), small_contract()), "out_of_range", "x")
+    assert found.rows == [4] and "too large" in found.message
