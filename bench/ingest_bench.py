@@ -41,7 +41,7 @@ FEATURES = 20
 
 
 def _paths() -> None:
-    for extra in (ROOT / "functions" / "ingest", ROOT / "shared", ROOT):
+    for extra in (ROOT / "functions" / "ingest", ROOT / "shared", ROOT / "tests" / "integration" / "ingest"):
         if str(extra) not in sys.path:
             sys.path.insert(0, str(extra))
 
@@ -132,7 +132,7 @@ def _ingest(path: str, contract: str | None) -> dict[str, Any]:
 
 def _handler(path: str, contract: str) -> dict[str, Any]:
     _paths()
-    from tests.integration.ingest.harness import bench_handler_run
+    from ingest_harness import bench_handler_run
 
     return bench_handler_run(path, contract)
 

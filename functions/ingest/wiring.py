@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from botocore.config import Config
 from dataprep.service import IngestResult, IngestService, IngestSettings, S3ObjectRef
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lepton.data.ports import DatasetRegistry
 from lepton.events import EventBridgePublisher
+from lepton.observability import metrics
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 
@@ -86,9 +88,19 @@ def service() -> IngestService:
     )
 
 
+def _count_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
+    """Called when a delivery is answered from the idempotency store: S3 delivered it again."""
+    metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
+    return response
+
+
 @cache
 def idempotency_config() -> IdempotencyConfig:
-    return IdempotencyConfig(event_key_jmespath="identity", expires_after_seconds=environment().idempotency_ttl_seconds)
+    return IdempotencyConfig(
+        event_key_jmespath="identity",
+        expires_after_seconds=environment().idempotency_ttl_seconds,
+        response_hook=_count_duplicate,
+    )
 
 
 def idempotent(ingest: IngestFunction, table_name: str, config: IdempotencyConfig) -> IngestFunction:
