@@ -424,20 +424,19 @@ def _serialise(
     thread pool: pyarrow and numpy release the GIL, so the splits and the statistics of each feature
     proceed in parallel."""
     rows = {split: ordering.rows(split) for split in SPLITS}
+    kinds = contracts.contract_kinds(contract)
+
+    def split_table(split: str) -> pa.Table:
+        return table.take(pa.array(ordering.order[slice(*ordering.bounds[split])]))
+
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-
-        def split_table(split: str) -> pa.Table:
-            return table.take(pa.array(ordering.order[slice(*ordering.bounds[split])]))
-
-        train = split_table("train")
-        parts = {"train": pool.submit(parquet_object, "train", train)}
-        kinds = contracts.contract_kinds(contract)
+        parts = {s: pool.submit(lambda s: parquet_object(s, split_table(s)), s) for s in ("validation", "test")}
+        train = split_table("train")  # meanwhile, on this thread
+        parts["train"] = pool.submit(parquet_object, "train", train)
         features = [
             pool.submit(feature_stats, f.name, kinds[f.name], train.column(f.name).combine_chunks())
             for f in contract.features
         ]
-        for split in ("validation", "test"):
-            parts[split] = pool.submit(lambda s: parquet_object(s, split_table(s)), split)
         stats = stats_document(
             project=project,
             dataset_id=dataset_id,
