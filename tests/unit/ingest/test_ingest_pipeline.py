@@ -237,3 +237,29 @@ def test_inference_reads_past_a_misleading_sample(monkeypatch):
 def test_timings_cover_every_phase():
     prepared = accepted(wine_bytes())
     assert set(prepared.timings) == {"read", "validate", "hash", "order", "clean", "split_profile_serialise"}
+
+
+def test_nan_and_infinity_are_just_text_in_a_categorical_column():
+    rows = small_rows(40)
+    rows[0] = "1,nan,1"
+    rows[1] = '2,"",0'  # a quoted empty cell is empty
+    contract = small_contract(
+        columns=[
+            small_contract().columns[0],
+            small_contract().columns[1].model_copy(update={"nullable": True}),
+            small_contract().columns[2],
+        ]
+    )
+    prepared = accepted(csv_of(SMALL_HEADER, rows), contract)
+    values = []
+    for split in ("train", "validation", "test"):
+        values += split_table(prepared, split).column("colour").to_pylist()
+    assert "nan" in values and values.count(None) == 1
+
+
+def test_a_contract_without_a_validation_split_writes_an_empty_one():
+    prepared = accepted(
+        csv_of(SMALL_HEADER, small_rows(60)), small_contract(split={"train": 0.8, "validation": 0.0, "test": 0.2})
+    )
+    assert prepared.rows.validation == 0 and split_table(prepared, "validation").num_rows == 0
+    assert prepared.stats["split"]["fractions"] == {"train": 0.8, "validation": 0.0, "test": 0.2}
