@@ -24,7 +24,7 @@ def main() -> None:
         frame = loader(as_frame=True).frame
         path = HERE / f"{name}.csv"
         frame.to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
-        print(f"{path.name}: {len(frame)} rows, {frame.shape[1]} columns, {path.stat().st_size} bytes")
+        print(f"{path.name}: {len(frame)} rows, {frame.shape[1]} columns, {path.stat().st_size} bytes")  # noqa: T201
 
 
 if __name__ == "__main__":
