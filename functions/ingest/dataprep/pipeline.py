@@ -157,20 +157,23 @@ def _read(
         if contract is not None:
             if not contracts.check_header(names, contract, log):
                 return None
-            kinds = contracts.contract_kinds(contract)
+            guessed: dict[str, ColumnKind] | None = contracts.contract_kinds(contract)
         else:
             sample = read_sample(prefix, len(names))
-            kinds = (
+            usable = sample is not None and sample.num_rows > 0
+            guessed = (
                 contracts.infer_kinds(names, [sample.column(i).combine_chunks() for i in range(len(names))])
-                if sample is not None and sample.num_rows
-                else dict.fromkeys(names, ColumnKind.CATEGORICAL)
+                if sample is not None and usable
+                else None  # no complete row in the sample: read everything as text and infer from it
             )
+        types = contracts.kinds_types(names, guessed) if guessed else [pa.string()] * len(names)
         try:
-            table = read_typed(PrefixedStream(prefix, stream), contracts.kinds_types(names, kinds))
-            return _Cells(names=names, arrays=_columns(table, names), row_numbers=None, text=False), kinds
+            table = read_typed(PrefixedStream(prefix, stream), types)
+            cells = _Cells(names=names, arrays=_columns(table, names), row_numbers=None, text=guessed is None)
+            return cells, guessed or contracts.infer_kinds(names, [cells.arrays[n] for n in names])
         except pa.ArrowInvalid:
             pass  # structural problems, or a sample that misled the inference
-    if contract is None:
+    if contract is None and guessed is not None:
         with closing(open_upload()) as stream:
             try:
                 table = read_typed(stream, [pa.string()] * len(names))
@@ -195,8 +198,7 @@ def _read(
     unreadable: dict[str, Mask] = {}
     for name, column in _columns(raw.table, names).items():
         arrays[name], unreadable[name] = decode_utf8(column, name, raw.row_numbers, log)
-    if contract is None:
-        kinds = contracts.infer_kinds(names, [arrays[n] for n in names])
+    kinds = contracts.contract_kinds(contract) if contract else contracts.infer_kinds(names, [arrays[n] for n in names])
     cells = _Cells(names=names, arrays=arrays, row_numbers=raw.row_numbers, text=True, unreadable=unreadable)
     return cells, kinds
 

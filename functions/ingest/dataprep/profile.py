@@ -40,7 +40,7 @@ def histogram(values: npt.NDArray[np.float64], low: float, high: float) -> tuple
         middle, half = (low + high) / 2, float(np.spacing(max(abs(low), abs(high)))) * HISTOGRAM_BINS
         low, high = middle - half, middle + half
     edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
-    index = ((values - low) * (HISTOGRAM_BINS / (high - low))).astype(np.intp)
+    index = ((values - low) / (high - low) * HISTOGRAM_BINS).astype(np.intp)  # divide first: subnormal ranges
     np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
     # floating-point rounding may put a value next to an edge in the neighbouring bin: correct it as numpy does
     index -= values < edges[index]

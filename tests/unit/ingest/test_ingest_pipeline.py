@@ -263,3 +263,10 @@ def test_a_contract_without_a_validation_split_writes_an_empty_one():
     )
     assert prepared.rows.validation == 0 and split_table(prepared, "validation").num_rows == 0
     assert prepared.stats["split"]["fractions"] == {"train": 0.8, "validation": 0.0, "test": 0.2}
+
+
+def test_inference_without_a_complete_row_in_the_sample_reads_everything_as_text(monkeypatch):
+    monkeypatch.setattr(reading, "SAMPLE_BYTES", 20)  # the header and part of the first row
+    rows = [f"{i},{i % 7},{i % 2}" for i in range(60)]
+    prepared = accepted(csv_of("x,code,label", rows))
+    assert {c.name: c.kind for c in prepared.contract.columns} == dict.fromkeys(["x", "code", "label"], "numeric")
