@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from dataprep.service import IngestResult, S3ObjectRef
 
-from lepton.observability import logger
+from lepton.observability import logger, metrics
 
 SYSTEM_ACTOR = "system:ingest"
 
@@ -67,6 +67,7 @@ def handle(
             result = ingest(ref=ref, actor=actor_of(record))
         except Exception as error:  # noqa: BLE001 (re-raised below, after the other records)
             logger.exception("ingest failed; the event will be retried", extra={"key": ref.key})
+            metrics.add_metric(name="IngestFailures", unit="Count", value=1)
             errors.append(error)
             continue
         results.append(result.model_dump(mode="json"))

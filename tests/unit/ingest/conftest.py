@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -16,10 +17,11 @@ if str(FUNCTION_DIR) not in sys.path:
 
 @pytest.fixture(autouse=True)
 def _no_network():
-    """Unit tests never reach a network (moto in-process needs none either)."""
+    """Unit tests never reach a network; the socket state before the test is restored after it."""
+    before = socket.socket
     pytest_socket.disable_socket(allow_unix_socket=True)
     yield
-    pytest_socket.enable_socket()
+    socket.socket = before  # type: ignore[misc]
 
 
 @pytest.fixture(autouse=True)

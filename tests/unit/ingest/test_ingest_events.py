@@ -83,3 +83,12 @@ def test_every_record_is_attempted_and_the_first_error_raised_after():
     with pytest.raises(RuntimeError):
         handle(S3Event(event), ingest=ingest)
     assert seen == ["incoming/wine/wine.csv", "incoming/wine/second.csv"]
+
+
+def test_unit_tests_cannot_reach_the_network():
+    import socket
+
+    import pytest_socket
+
+    with pytest.raises(pytest_socket.SocketBlockedError):
+        socket.create_connection(("127.0.0.1", 9), timeout=0.1)
