@@ -34,7 +34,15 @@ from dataprep.reading import (
     read_sample,
     read_typed,
 )
-from dataprep.writing import STATS, CuratedObject, json_object, manifest_object, parquet_object
+from dataprep.writing import (
+    STATS,
+    CuratedObject,
+    json_object,
+    manifest_object,
+    parquet_object,
+    part_key,
+    part_slices,
+)
 from lepton.data.models import (
     ColumnKind,
     ColumnSpec,
@@ -423,19 +431,29 @@ def _serialise(
     dataset_id: str,
     classes: list[Any],
 ) -> tuple[dict[str, int], dict[str, Any], list[CuratedObject]]:
-    """Each split in hash order as parquet, and stats.json from the training split. The work runs on a
-    thread pool: pyarrow and numpy release the GIL, so the splits and the statistics of each feature
-    proceed in parallel."""
+    """Each split in hash order as parquet parts, and stats.json from the training split. The work runs
+    on a thread pool (pyarrow and numpy release the GIL): the parts of every split and the statistics
+    of each feature proceed in parallel."""
     rows = {split: ordering.rows(split) for split in SPLITS}
     kinds = contracts.contract_kinds(contract)
 
     def split_table(split: str) -> pa.Table:
         return table.take(pa.array(ordering.order[slice(*ordering.bounds[split])]))
 
+    def write_split(split: str, data: pa.Table | None = None) -> list[CuratedObject]:
+        data = split_table(split) if data is None else data
+        return [
+            parquet_object(part_key(split, i), data.slice(offset, length))
+            for i, (offset, length) in enumerate(part_slices(data.num_rows))
+        ]
+
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        parts = {s: pool.submit(lambda s: parquet_object(s, split_table(s)), s) for s in ("validation", "test")}
+        others = {s: pool.submit(write_split, s) for s in ("validation", "test")}
         train = split_table("train")  # meanwhile, on this thread
-        parts["train"] = pool.submit(parquet_object, "train", train)
+        train_parts = [
+            pool.submit(parquet_object, part_key("train", i), train.slice(offset, length))
+            for i, (offset, length) in enumerate(part_slices(train.num_rows))
+        ]
         features = [
             pool.submit(feature_stats, f.name, kinds[f.name], train.column(f.name).combine_chunks())
             for f in contract.features
@@ -448,7 +466,7 @@ def _serialise(
             target=target_stats(contract.task, train.column(contract.target).combine_chunks(), classes),
             rows=rows,
         )
-        objects = [parts[split].result() for split in SPLITS]
+        objects = [p.result() for p in train_parts] + others["validation"].result() + others["test"].result()
     objects.append(json_object(STATS, stats))
     return rows, stats, objects
 

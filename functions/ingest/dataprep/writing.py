@@ -17,8 +17,18 @@ PARQUET_TYPE = "application/vnd.apache.parquet"
 JSON_TYPE = "application/json"
 
 
+PART_ROWS = 1 << 18
+"""A split is stored in parts of at most this many rows (the last part holds the rest), so the same
+content always gives the same files and large splits are written in parallel."""
+
+
 def part_key(split: str, part: int = 0) -> str:
     return f"{split}/part-{part:05d}.parquet"
+
+
+def part_slices(rows: int) -> list[tuple[int, int]]:
+    """(offset, length) of each part of a split of `rows` rows; an empty split has one empty part."""
+    return [(start, min(PART_ROWS, rows - start)) for start in range(0, rows, PART_ROWS)] or [(0, 0)]
 
 
 @dataclass(frozen=True)
@@ -39,13 +49,13 @@ class CuratedObject:
         return len(memoryview(self.body))
 
 
-def parquet_object(split: str, table: pa.Table) -> CuratedObject:
+def parquet_object(relative_key: str, table: pa.Table) -> CuratedObject:
     sink = pa.BufferOutputStream()
     # Dictionary-encode text columns only: numbers gain little from it and it costs write time. No
     # column statistics: no reader of curated data filters on them, and they cost a fifth of the write.
     text = [f.name for f in table.schema if pa.types.is_string(f.type)]
     pq.write_table(table, sink, compression=PARQUET_COMPRESSION, use_dictionary=text or False, write_statistics=False)
-    return CuratedObject.of(part_key(split), sink.getvalue(), PARQUET_TYPE)
+    return CuratedObject.of(relative_key, sink.getvalue(), PARQUET_TYPE)
 
 
 def json_bytes(doc: Any) -> bytes:

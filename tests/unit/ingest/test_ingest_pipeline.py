@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from dataprep import reading
 from dataprep.hashing import row_hashes, split_thresholds
@@ -270,3 +271,18 @@ def test_inference_without_a_complete_row_in_the_sample_reads_everything_as_text
     rows = [f"{i},{i % 7},{i % 2}" for i in range(60)]
     prepared = accepted(csv_of("x,code,label", rows))
     assert {c.name: c.kind for c in prepared.contract.columns} == dict.fromkeys(["x", "code", "label"], "numeric")
+
+
+def test_large_splits_are_stored_in_parts_read_in_name_order(monkeypatch):
+    from dataprep import writing
+
+    whole = accepted(wine_bytes())
+    monkeypatch.setattr(writing, "PART_ROWS", 50)
+    parted = accepted(wine_bytes())
+    train_keys = [o.relative_key for o in parted.objects if o.relative_key.startswith("train/")]
+    assert train_keys == ["train/part-00000.parquet", "train/part-00001.parquet", "train/part-00002.parquet"]
+    assert parted.dataset_id == whole.dataset_id
+    parts = [pq.read_table(pa.BufferReader(o.body)) for o in parted.objects if o.relative_key in train_keys]
+    assert [p.num_rows for p in parts] == [50, 50, parted.rows.train - 100]
+    assert pa.concat_tables(parts).equals(split_table(whole, "train"))
+    assert set(json.loads(bytes(parted.manifest().body))["files"]) >= set(train_keys)
