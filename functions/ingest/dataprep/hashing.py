@@ -19,6 +19,7 @@ Each step is a bijection of h, so two rows that differ in a single cell never co
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,11 +86,13 @@ def fmix64(h: U64) -> U64:
     return h
 
 
-def row_hashes(columns: list[pa.Array | pa.ChunkedArray]) -> U64:
-    """The row hash of every row; `columns` in output order (see column_words for what they may be)."""
+def row_hashes(columns: list[pa.Array | pa.ChunkedArray], pool: Executor | None = None) -> U64:
+    """The row hash of every row; `columns` in output order (see column_words for what they may be).
+    With a pool, the columns' words are computed on it (numpy releases the GIL) while they are folded in."""
     h = np.full(len(columns[0]), SEED, dtype=np.uint64)
-    for column in columns:
-        h ^= column_words(column)
+    words = pool.map(column_words, columns) if pool is not None else map(column_words, columns)
+    for word in words:
+        h ^= word
         h *= MULTIPLIER
         h ^= h >> _S32
     return fmix64(h)

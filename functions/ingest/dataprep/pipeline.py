@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -437,8 +437,12 @@ def _serialise(
     rows = {split: ordering.rows(split) for split in SPLITS}
     kinds = contracts.contract_kinds(contract)
 
-    def split_table(split: str) -> pa.Table:
-        return table.take(pa.array(ordering.order[slice(*ordering.bounds[split])]))
+    def split_table(split: str, pool: Executor | None = None) -> pa.Table:
+        indices = pa.array(ordering.order[slice(*ordering.bounds[split])])
+        if pool is None:
+            return table.take(indices)
+        columns = list(pool.map(lambda column: column.take(indices), table.columns))  # a column per thread
+        return pa.Table.from_arrays(columns, schema=table.schema)
 
     def write_split(split: str, data: pa.Table | None = None) -> list[CuratedObject]:
         data = split_table(split) if data is None else data
@@ -449,7 +453,7 @@ def _serialise(
 
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         others = {s: pool.submit(write_split, s) for s in ("validation", "test")}
-        train = split_table("train")  # meanwhile, on this thread
+        train = split_table("train", pool)
         train_parts = [
             pool.submit(parquet_object, part_key("train", i), train.slice(offset, length))
             for i, (offset, length) in enumerate(part_slices(train.num_rows))
@@ -496,7 +500,8 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
 
     specs = contracts.output_order(contract)
     columns = [cells.arrays[s.name] for s in specs]
-    hashes = row_hashes([cells.encoded.get(s.name, cells.arrays[s.name]) for s in specs])
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        hashes = row_hashes([cells.encoded.get(s.name, cells.arrays[s.name]) for s in specs], pool)
     clock.lap("hash")
     ordering = order_rows(columns, hashes, np.flatnonzero(~cleaning.drop), contract.split)
     clock.lap("order")

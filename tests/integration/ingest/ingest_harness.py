@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -147,6 +148,33 @@ class Aws:
 
 
 @contextlib.contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """moto's DynamoDB checks a condition and then writes, without a lock: two threads can both pass
+    `attribute_not_exists`, which DynamoDB itself never allows. Serialise moto's write paths for the
+    duration (the registry's localcloud/patches/dynamodb_atomic.py is the runtime's version of this)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    names = ("put_item", "update_item", "delete_item", "transact_write_items")
+    originals = {name: getattr(DynamoDBBackend, name) for name in names}
+
+    def locked(original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return call
+
+    for name, original in originals.items():
+        setattr(DynamoDBBackend, name, locked(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(DynamoDBBackend, name, original)
+
+
+@contextlib.contextmanager
 def moto_world(registry: FakeRegistry | None = None, **environment: str) -> Iterator[Aws]:
     """A fresh emulated account with the ingest function's resources, its environment set, and the
     function's wiring pointed at them."""
@@ -154,7 +182,7 @@ def moto_world(registry: FakeRegistry | None = None, **environment: str) -> Iter
     os.environ.update(ENVIRONMENT)
     os.environ.update(environment)
     try:
-        with mock_aws():
+        with mock_aws(), atomic_dynamodb_writes():
             s3 = boto3.client("s3", region_name=REGION)
             s3.create_bucket(Bucket=BUCKET)
             s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
