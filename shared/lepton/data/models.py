@@ -12,7 +12,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ProjectId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")]
+PROJECT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$"
+ProjectId = Annotated[str, Field(pattern=PROJECT_ID_PATTERN)]
+DatasetId = Annotated[str, Field(pattern=r"^ds-[0-9a-f]{20}$")]
+
+MAX_LISTED_ROWS = 20
+"""A problem lists at most this many row numbers; `row_count` gives the total."""
 
 
 def utcnow() -> datetime:
@@ -124,7 +129,14 @@ class Problem(Frozen):
     code: str = Field(description="stable machine-readable code, e.g. 'missing_columns', 'wrong_type'")
     message: str
     column: str | None = None
-    rows: list[int] = Field(default_factory=list, description="1-based data row numbers (header excluded)")
+    rows: list[int] = Field(
+        default_factory=list,
+        description="1-based data row numbers (header excluded), ascending; at most the first "
+        f"{MAX_LISTED_ROWS} when more rows are affected",
+    )
+    row_count: int | None = Field(
+        default=None, ge=0, description="how many rows are affected in total (None when the problem is not about rows)"
+    )
 
 
 class DatasetStatus(StrEnum):
@@ -142,7 +154,7 @@ class DatasetVersion(Frozen):
     """An accepted upload: cleaned, split, profiled and stored under curated/."""
 
     project: ProjectId
-    dataset_id: str = Field(pattern=r"^ds-[0-9a-f]{20}$")
+    dataset_id: DatasetId
     number: int = Field(default=0, ge=0, description="dense per-project number, assigned by the registry")
     status: DatasetStatus = DatasetStatus.ACCEPTED
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -153,6 +165,8 @@ class DatasetVersion(Frozen):
     source: SourceObject
     curated_prefix: str = Field(description="s3://bucket/curated/<project>/<dataset_id>/")
     contract_source: ContractSource
+    task: Task | None = Field(default=None, description="the contract's task when the dataset was accepted")
+    target: str | None = Field(default=None, description="the contract's target column when the dataset was accepted")
     warnings: list[Problem] = Field(default_factory=list)
     parent_dataset_id: str | None = Field(default=None, description="the project's previous accepted dataset")
     created_at: datetime = Field(default_factory=utcnow)
@@ -168,3 +182,30 @@ class DatasetRejection(Frozen):
     quarantine_key: str
     report_key: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+def dataset_id_for(content_sha256: str) -> str:
+    """The dataset id of a content sha256 (docs/contracts.md section 1)."""
+    return f"ds-{content_sha256[:20]}"
+
+
+def execution_name_for(project: str, dataset_id: str) -> str:
+    """The lifecycle execution started for a dataset: one name per (project, dataset), so Step Functions
+    refuses a second start (ExecutionAlreadyExists) and a dataset is trained once from ingestion."""
+    return f"{project}-{dataset_id}"
+
+
+class LifecycleInput(Frozen):
+    """The input of the lifecycle state machine's execution that the ingest function starts.
+
+    The state machine reads these fields (`$.project`, `$.dataset_id`, ...); keep them stable."""
+
+    project: ProjectId
+    dataset_id: DatasetId
+    dataset_number: int = Field(ge=0, description="the dataset's dense per-project number in the registry")
+    curated_prefix: str = Field(
+        pattern=r"^s3://[^/]+/curated/.+/$", description="s3://bucket/curated/<project>/<dataset_id>/"
+    )
+    stats_uri: str = Field(pattern=r"^s3://[^/]+/curated/.+/stats\.json$")
+    task: Task
+    target: str = Field(min_length=1)

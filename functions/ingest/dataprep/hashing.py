@@ -1,0 +1,193 @@
+"""Row hashes, duplicate removal, the deterministic split and the dataset's content hash.
+
+Everything here is defined by the values of a row, never by its position in the file, so the same
+rows uploaded in any order give the same dataset id, the same split of every row and byte-identical
+curated files (rows are stored in hash order). The definitions are normative: docs/contracts.md
+section 1 states them for other implementations.
+
+Row hash (64 bits), over the cleaned row in output order (features in contract order, then target):
+    h = SEED
+    for each column:  h ^= word;  h *= MULTIPLIER (mod 2**64);  h ^= h >> 32
+    h = fmix64(h)     (MurmurHash3's 64-bit finaliser)
+where a cell's word is
+    numeric:     the IEEE-754 binary64 bits of the value (-0.0 counted as 0.0)
+    categorical: the first 8 bytes, little-endian, of BLAKE2b-64 of its UTF-8 bytes
+    empty:       NULL_WORD
+Each step is a bijection of h, so two rows that differ in a single cell never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lepton.data.models import SplitFractions
+
+SEED = 0x243F6A8885A308D3
+MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+NULL_WORD = 0x7FF4000000000001  # a NaN payload: never the bits of a cleaned number (NaN is empty)
+_FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S32 = np.uint64(32)
+_S33 = np.uint64(33)
+SPLITS = ("train", "validation", "test")
+
+U64 = npt.NDArray[np.uint64]
+
+
+def string_word(value: str) -> int:
+    return int.from_bytes(hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _float_words(values: pa.Array, out: U64) -> None:
+    numbers = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+    np.add(numbers, 0.0, out=out.view(np.float64))  # + 0.0 turns -0.0 into 0.0
+    if values.null_count:
+        out[np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = NULL_WORD
+
+
+def column_words(column: pa.Array | pa.ChunkedArray) -> U64:
+    """The 64-bit word of every cell of a float64 or string column, plain, chunked or dictionary-encoded
+    (see module doc)."""
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks == 1:
+            return column_words(column.chunk(0))
+        if pa.types.is_floating(column.type):
+            words = np.empty(len(column), dtype=np.uint64)
+            start = 0
+            for chunk in column.chunks:
+                _float_words(chunk, words[start : start + len(chunk)])
+                start += len(chunk)
+            return words
+        column = column.combine_chunks()
+    if pa.types.is_floating(column.type):
+        words = np.empty(len(column), dtype=np.uint64)
+        _float_words(column, words)
+        return words
+    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    dictionary = encoded.dictionary.to_pylist()
+    table = np.array([*(string_word(v) for v in dictionary), NULL_WORD], dtype=np.uint64)
+    indices = np.asarray(encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return table[indices]
+
+
+def fmix64(h: U64) -> U64:
+    h ^= h >> _S33
+    h *= _FMIX1
+    h ^= h >> _S33
+    h *= _FMIX2
+    h ^= h >> _S33
+    return h
+
+
+def row_hashes(columns: list[pa.Array | pa.ChunkedArray], pool: Executor | None = None) -> U64:
+    """The row hash of every row; `columns` in output order (see column_words for what they may be).
+    With a pool, the columns' words are computed on it (numpy releases the GIL) while they are folded in."""
+    h = np.full(len(columns[0]), SEED, dtype=np.uint64)
+    words = pool.map(column_words, columns) if pool is not None else map(column_words, columns)
+    for word in words:
+        h ^= word
+        h *= MULTIPLIER
+        h ^= h >> _S32
+    return fmix64(h)
+
+
+def _equal_rows(
+    columns: list[pa.Array | pa.ChunkedArray], left: npt.NDArray[np.int64], right: npt.NDArray[np.int64]
+) -> np.ndarray:
+    """Whether row left[i] equals row right[i] in every column (two empty cells are equal)."""
+    same = np.ones(len(left), dtype=bool)
+    lt, rt = pa.array(left), pa.array(right)
+    for column in columns:
+        a, b = column.take(lt), column.take(rt)
+        equal = pc.equal(a, b).fill_null(False)
+        both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+        same &= np.asarray(pc.or_(equal, both_null).to_numpy(zero_copy_only=False), dtype=bool)
+    return same
+
+
+def _duplicates(
+    columns: list[pa.Array | pa.ChunkedArray],
+    order: npt.NDArray[np.int64],
+    sorted_hashes: U64,
+    repeats: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """Positions (in `order`) of rows equal, cell by cell, to an earlier row of the same hash.
+
+    `repeats` are the positions whose hash equals the previous one. Each is compared with the first
+    row of its run of equal hashes (vectorised: the common case is copies of one row); the few left
+    over, which only a 64-bit collision between distinct rows produces, are compared with every
+    earlier kept row of their run."""
+    starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]])
+    first = starts[np.searchsorted(starts, repeats, side="right") - 1]
+    same = _equal_rows(columns, order[repeats], order[first])
+    dropped = set(repeats[same].tolist())
+    for position in repeats[~same].tolist():
+        start = int(starts[np.searchsorted(starts, position, side="right") - 1])
+        kept = [p for p in range(start, position) if p not in dropped]
+        row = [c.take(pa.array([order[position]])).to_pylist()[0] for c in columns]
+        for earlier in kept:
+            if [c.take(pa.array([order[earlier]])).to_pylist()[0] for c in columns] == row:
+                dropped.add(position)
+                break
+    return np.array(sorted(dropped), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """The rows kept, in hash order, and where each split starts and ends in that order."""
+
+    order: npt.NDArray[np.int64]  # indices into the cleaned columns
+    hashes: U64  # the kept rows' hashes, ascending
+    duplicates: npt.NDArray[np.int64]  # indices of rows dropped as exact duplicates of a kept row
+    bounds: dict[str, tuple[int, int]]  # split -> [start, stop) in `order`
+
+    def rows(self, split: str) -> int:
+        start, stop = self.bounds[split]
+        return stop - start
+
+
+def split_thresholds(fractions: SplitFractions) -> tuple[int, int]:
+    """A row goes to train when h < t1, to validation when t1 <= h < t2, else to test."""
+    top = 2**64 - 1
+    t1 = min(int(fractions.train * 2**64), top)
+    t2 = min(int((fractions.train + fractions.validation) * 2**64), top)
+    return t1, t2
+
+
+def order_rows(
+    columns: list[pa.Array | pa.ChunkedArray], hashes: U64, candidates: npt.NDArray[np.int64], fractions: SplitFractions
+) -> Ordering:
+    """Sort the candidate rows by hash, drop exact duplicates (verified cell by cell, so a hash
+    collision never drops a distinct row) and cut the sorted rows into the splits."""
+    order = candidates[np.argsort(hashes[candidates])]
+    sorted_hashes = hashes[order]
+    repeats = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]) + 1
+    duplicates = np.empty(0, dtype=np.int64)
+    if repeats.size:
+        # equal hashes: sort stably so that the first of identical rows (in file order) is the one kept
+        order = candidates[np.argsort(hashes[candidates], kind="stable")]
+        dropped = _duplicates(columns, order, sorted_hashes, repeats)
+        duplicates = order[dropped]
+        keep = np.ones(order.size, dtype=bool)
+        keep[dropped] = False
+        order, sorted_hashes = order[keep], sorted_hashes[keep]
+    t1, t2 = split_thresholds(fractions)
+    cut1 = int(np.searchsorted(sorted_hashes, np.uint64(t1), side="left"))
+    cut2 = int(np.searchsorted(sorted_hashes, np.uint64(t2), side="left"))
+    bounds = {"train": (0, cut1), "validation": (cut1, cut2), "test": (cut2, int(order.size))}
+    return Ordering(order=order, hashes=sorted_hashes, duplicates=duplicates, bounds=bounds)
+
+
+def content_sha256(schema_hash: str, sorted_hashes: U64) -> str:
+    """sha256 over the schema hash (64 hex characters, ASCII) followed by the kept rows' hashes in
+    ascending order as 8-byte little-endian integers."""
+    digest = hashlib.sha256(schema_hash.encode("ascii"))
+    digest.update(np.ascontiguousarray(sorted_hashes, dtype="<u8").tobytes())
+    return digest.hexdigest()

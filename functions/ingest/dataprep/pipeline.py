@@ -1,0 +1,568 @@
+"""From an uploaded CSV to a cleaned, split and profiled dataset, or to the reasons it is refused.
+
+`prepare` is pure with respect to AWS: it reads the upload through a callable returning a binary
+stream and returns in-memory tables; the service (dataprep.service) stores them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dataprep import contract as contracts
+from dataprep.hashing import SPLITS, Ordering, content_sha256, order_rows, row_hashes
+from dataprep.problems import ProblemLog, sample_values
+from dataprep.profile import feature_stats, stats_document, target_stats
+from dataprep.reading import (
+    PrefixedStream,
+    decode_utf8,
+    is_formula,
+    parse_header,
+    parse_numbers,
+    peek,
+    read_raw,
+    read_sample,
+    read_typed,
+)
+from dataprep.writing import (
+    STATS,
+    CuratedObject,
+    json_object,
+    manifest_object,
+    parquet_object,
+    part_key,
+    part_slices,
+)
+from lepton.data.models import (
+    ColumnKind,
+    ColumnSpec,
+    DataContract,
+    FormulaPolicy,
+    NullPolicy,
+    Problem,
+    SplitRows,
+    Task,
+    dataset_id_for,
+)
+
+Mask = npt.NDArray[np.bool_]
+WORKERS = min(6, max(2, os.cpu_count() or 2))  # Lambda: 6 vCPUs at 10 GB of memory
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An accepted upload, serialised and ready to be written under curated/<project>/<dataset_id>/."""
+
+    contract: DataContract
+    dataset_id: str
+    content_sha256: str
+    schema_hash: str
+    rows: SplitRows
+    stats: dict[str, Any]
+    objects: list[CuratedObject]  # the parquet parts and stats.json (the writer adds the manifest)
+    rows_in: int
+    rows_dropped: dict[str, int]
+    warnings: list[Problem]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for logs and the benchmark
+
+    def manifest(self) -> CuratedObject:
+        return manifest_object(
+            dataset_id=self.dataset_id,
+            content_sha256=self.content_sha256,
+            schema_hash=self.schema_hash,
+            rows=self.rows.model_dump(),
+            objects=self.objects,
+        )
+
+
+@dataclass(frozen=True)
+class Refused:
+    problems: list[Problem]
+    rows_in: int | None = None
+    contract: DataContract | None = None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 4)
+        self._last = now
+
+
+@dataclass
+class _Cells:
+    """The upload's columns by file column name, their data row numbers and the cells already reported
+    as unreadable (not UTF-8, not a number). Numeric columns may stay chunked as pyarrow read them;
+    text columns are single arrays, with a dictionary encoding kept for the checks and the hash."""
+
+    names: list[str]
+    arrays: dict[str, Any]  # pa.Array | pa.ChunkedArray
+    row_numbers: npt.NDArray[np.int64] | None  # None: row i is data row i + 1
+    text: bool  # every array is still text (the diagnostic path, or inference fell back to text)
+    unreadable: dict[str, Mask] = field(default_factory=dict)
+    encoded: dict[str, pa.DictionaryArray] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def rows(self, mask: Mask) -> npt.NDArray[np.int64]:
+        if self.row_numbers is None:
+            return np.flatnonzero(mask).astype(np.int64) + 1
+        return self.row_numbers[mask]
+
+    def rows_at(self, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        if self.row_numbers is None:
+            return indices.astype(np.int64) + 1
+        return self.row_numbers[indices]
+
+    def encode(self, name: str) -> pa.DictionaryArray:
+        if name not in self.encoded:
+            self.encoded[name] = pc.dictionary_encode(self.arrays[name])
+        return self.encoded[name]
+
+
+def _mask(array: Any) -> Mask:
+    return np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _null_mask(array: Any) -> Mask:
+    if not array.null_count:
+        return np.zeros(len(array), dtype=bool)
+    return _mask(pc.is_null(array))
+
+
+def _columns(table: pa.Table, names: list[str]) -> dict[str, pa.Array]:
+    """Each column as one contiguous array (numpy views, fast takes), by file column name."""
+    return {
+        name: table.column(i).combine_chunks() if table.column(i).num_chunks else pa.array([], table.column(i).type)
+        for i, name in enumerate(names)
+    }
+
+
+def _read(
+    open_upload: Callable[[], BinaryIO], contract: DataContract | None, log: ProblemLog
+) -> tuple[_Cells, dict[str, ColumnKind]] | None:
+    """The upload's cells and each column's kind (the contract's, or inferred)."""
+    with closing(open_upload()) as stream:
+        prefix = peek(stream)
+        names = parse_header(prefix, log)
+        if names is None:
+            return None
+        if contract is not None:
+            if not contracts.check_header(names, contract, log):
+                return None
+            guessed: dict[str, ColumnKind] | None = contracts.contract_kinds(contract)
+        else:
+            sample = read_sample(prefix, len(names))
+            usable = sample is not None and sample.num_rows > 0
+            guessed = (
+                contracts.infer_kinds(names, [sample.column(i).combine_chunks() for i in range(len(names))])
+                if sample is not None and usable
+                else None  # no complete row in the sample: read everything as text and infer from it
+            )
+        types = contracts.kinds_types(names, guessed) if guessed else [pa.string()] * len(names)
+        try:
+            table = read_typed(PrefixedStream(prefix, stream), types)
+            cells = _Cells(names=names, arrays=_columns(table, names), row_numbers=None, text=guessed is None)
+            return cells, guessed or contracts.infer_kinds(names, [cells.arrays[n] for n in names])
+        except pa.ArrowInvalid:
+            pass  # structural problems, or a sample that misled the inference
+    if contract is None and guessed is not None:
+        with closing(open_upload()) as stream:
+            try:
+                table = read_typed(stream, [pa.string()] * len(names))
+            except pa.ArrowInvalid:
+                table = None
+        if table is not None:
+            cells = _Cells(names=names, arrays=_columns(table, names), row_numbers=None, text=True)
+            return cells, contracts.infer_kinds(names, [cells.arrays[n] for n in names])
+    with closing(open_upload()) as stream:
+        raw = read_raw(stream, len(names))
+    if raw.wrong_width:
+        rows = [row for row, _ in raw.wrong_width]
+        found = sorted({cells for _, cells in raw.wrong_width})
+        log.add_rows(
+            "wrong_width",
+            f"{len(rows)} row(s) do not have the header's {len(names)} cells (found "
+            f"{', '.join(map(str, found[:5]))}{', ...' if len(found) > 5 else ''} cells); check for unquoted "
+            f"commas, stray quotes or missing cells",
+            rows,
+        )
+    arrays: dict[str, Any] = {}
+    unreadable: dict[str, Mask] = {}
+    for name, column in _columns(raw.table, names).items():
+        arrays[name], unreadable[name] = decode_utf8(column, name, raw.row_numbers, log)
+    kinds = contracts.contract_kinds(contract) if contract else contracts.infer_kinds(names, [arrays[n] for n in names])
+    cells = _Cells(names=names, arrays=arrays, row_numbers=raw.row_numbers, text=True, unreadable=unreadable)
+    return cells, kinds
+
+
+def _coerce(cells: _Cells, kinds: dict[str, ColumnKind], log: ProblemLog) -> None:
+    """Text to the column kinds (numbers to float64), logging cells that are not numbers."""
+    if not cells.text:
+        return
+    row_numbers = cells.row_numbers if cells.row_numbers is not None else np.arange(1, cells.count + 1)
+    for name in cells.names:
+        if kinds[name] is ColumnKind.NUMERIC:
+            numbers, bad = parse_numbers(cells.arrays[name], name, row_numbers, log)
+            cells.arrays[name] = numbers
+            previous = cells.unreadable.get(name)
+            cells.unreadable[name] = bad if previous is None else (bad | previous)
+    cells.text = False
+
+
+@dataclass
+class _Cleaning:
+    drop: Mask  # rows removed for an empty cell where the contract forbids one
+    impute: dict[str, Mask] = field(default_factory=dict)  # feature -> cells to fill from the training split
+    warnings: ProblemLog = field(default_factory=ProblemLog)
+
+
+MAX_MAGNITUDE = 1e100  # sums of squares of up to 1e9 such values stay finite
+
+
+def _huge(column: pa.Array) -> Mask:
+    """Finite values too large for the statistics (infinities are reported separately)."""
+    if column.null_count == 0:
+        values = column.to_numpy(zero_copy_only=False)
+        if len(values) == 0 or max(values.max(), -values.min()) <= MAX_MAGNITUDE:
+            return np.zeros(len(column), dtype=bool)
+    else:
+        extremes = pc.min_max(column).as_py()
+        if extremes["min"] is None or max(extremes["max"], -extremes["min"]) <= MAX_MAGNITUDE:
+            return np.zeros(len(column), dtype=bool)
+    return _mask(pc.and_(pc.greater(pc.abs(column), MAX_MAGNITUDE), pc.is_finite(column)))
+
+
+def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log: ProblemLog) -> None:
+    name = spec.name
+    column = cells.arrays[name]
+    if pc.all(pc.is_finite(column)).as_py() is False:
+        nan = pc.is_nan(column)
+        if pc.any(nan).as_py():
+            column = pc.if_else(nan, pa.scalar(None, pa.float64()), column)  # NaN is an empty cell
+        infinite = pc.is_inf(column)
+        if pc.any(infinite).as_py():
+            rows = cells.rows(_mask(infinite))
+            log.add_rows("non_finite", f"column {name!r} has {rows.size} infinite value(s)", rows, column=name)
+    magnitude = _huge(column)
+    if magnitude.any():
+        log.add_rows(
+            "out_of_range",
+            f"column {name!r} has {int(magnitude.sum())} value(s) beyond +/-{MAX_MAGNITUDE:g}, too large to "
+            f"standardise",
+            cells.rows(magnitude),
+            column=name,
+        )
+    if spec.minimum is not None or spec.maximum is not None:
+        low = pc.less(column, spec.minimum) if spec.minimum is not None else pa.array([False] * len(column))
+        high = pc.greater(column, spec.maximum) if spec.maximum is not None else pa.array([False] * len(column))
+        outside = _mask(pc.or_(low, high)) & ~_mask(pc.is_inf(column))
+        if outside.any():
+            values = np.asarray(column.to_numpy(zero_copy_only=False))[outside]
+            log.add_rows(
+                "out_of_range",
+                f"column {name!r} allows [{spec.minimum}, {spec.maximum}]; {int(outside.sum())} value(s) lie outside "
+                f"(e.g. {sample_values(values.tolist())})",
+                cells.rows(outside),
+                column=name,
+            )
+    if name == contract.target and contract.task is Task.CLASSIFICATION:
+        finite = pc.is_finite(column)
+        fractional = _mask(pc.and_(finite, pc.not_equal(pc.floor(column), column)))
+        if fractional.any():
+            values = np.asarray(column.to_numpy(zero_copy_only=False))[fractional]
+            log.add_rows(
+                "wrong_type",
+                f"target {name!r} of a classification task must hold class labels: whole numbers or text, found "
+                f"{int(fractional.sum())} fractional value(s) (e.g. {sample_values(values.tolist())})",
+                cells.rows(fractional),
+                column=name,
+            )
+    cells.arrays[name] = column
+
+
+def _check_categorical(
+    spec: ColumnSpec, contract: DataContract, cells: _Cells, log: ProblemLog, cleaning: _Cleaning
+) -> None:
+    """Formulas and declared categories, checked on the distinct values (the dictionary) only."""
+    name = spec.name
+    encoded = cells.encode(name)
+    dictionary = encoded.dictionary
+    indices = np.asarray(encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def rows_with(values: Mask) -> Mask:
+        return np.append(values, False)[indices]  # the extra slot is the empty cell
+
+    formula_values = is_formula(dictionary)
+    if formula_values.any():
+        formula = rows_with(formula_values)
+        examples = sample_values(dictionary.filter(pa.array(formula_values)).to_pylist())
+        if contract.formula_policy is FormulaPolicy.REJECT:
+            log.add_rows(
+                "formula",
+                f"column {name!r} has {int(formula.sum())} cell(s) starting with =, +, -, @, tab or CR that a "
+                f"spreadsheet would execute (e.g. {examples}); remove them, or declare the contract's "
+                f"formula_policy 'neutralise'",
+                cells.rows(formula),
+                column=name,
+            )
+        else:
+            quoted = pc.if_else(pa.array(formula_values), pc.binary_join_element_wise("'", dictionary, ""), dictionary)
+            cells.arrays[name] = quoted.take(encoded.indices)
+            cells.encoded[name] = pa.DictionaryArray.from_arrays(encoded.indices, quoted)
+            cleaning.warnings.add_rows(
+                "formula_neutralised",
+                f"column {name!r}: {int(formula.sum())} cell(s) a spreadsheet would execute were prefixed with a "
+                f"single quote (e.g. {examples})",
+                cells.rows(formula),
+                column=name,
+            )
+    if spec.categories is not None:
+        allowed = pa.array(spec.categories, pa.string())
+        unknown_values = _mask(pc.invert(pc.is_in(cells.encoded[name].dictionary, value_set=allowed)))
+        if unknown_values.any():
+            unknown = rows_with(unknown_values)
+            examples = sample_values(cells.encoded[name].dictionary.filter(pa.array(unknown_values)).to_pylist())
+            log.add_rows(
+                "unknown_category",
+                f"column {name!r} allows {sorted(spec.categories)}; {int(unknown.sum())} cell(s) hold other values "
+                f"(e.g. {examples})",
+                cells.rows(unknown),
+                column=name,
+            )
+
+
+def _check_nulls(spec: ColumnSpec, contract: DataContract, cells: _Cells, log: ProblemLog, cleaning: _Cleaning) -> None:
+    name = spec.name
+    empty = _null_mask(cells.arrays[name])
+    if name in cells.unreadable:
+        empty &= ~cells.unreadable[name]  # already reported as unreadable
+    if not empty.any() or (spec.nullable and name != contract.target):
+        return
+    what = "the target" if name == contract.target else "this column"
+    if contract.null_policy is NullPolicy.REJECT:
+        log.add_rows(
+            "missing_value",
+            f"column {name!r} has {int(empty.sum())} empty or NaN cell(s), which the contract forbids for {what} "
+            f"(null_policy 'reject')",
+            cells.rows(empty),
+            column=name,
+        )
+    elif name == contract.target or contract.null_policy is NullPolicy.DROP_ROW:
+        cleaning.drop |= empty  # a target is never invented, whatever the policy
+    else:
+        cleaning.impute[name] = empty
+
+
+def _validate(cells: _Cells, contract: DataContract, log: ProblemLog) -> _Cleaning:
+    cleaning = _Cleaning(drop=np.zeros(cells.count, dtype=bool))
+    for spec in contract.columns:
+        if spec.kind is ColumnKind.NUMERIC:
+            _check_numeric(spec, contract, cells, log)
+        else:
+            _check_categorical(spec, contract, cells, log, cleaning)
+        _check_nulls(spec, contract, cells, log, cleaning)
+    return cleaning
+
+
+def _impute(table: pa.Table, cleaning: _Cleaning, cells: _Cells, ordering: Ordering) -> pa.Table:
+    """Fill a forbidden empty cell from the training split: median for numbers, most frequent value
+    (smallest on ties) for categories. `table` holds every row in file order."""
+    train_rows = pa.array(ordering.order[slice(*ordering.bounds["train"])])
+    for name, empty in cleaning.impute.items():
+        filled = empty[ordering.order]
+        if not filled.any():
+            continue
+        index = table.schema.get_field_index(name)
+        column = table.column(index)
+        train = column.take(train_rows).drop_null()
+        if len(train) == 0:
+            continue  # reported as empty_column
+        if pa.types.is_floating(column.type):
+            value: Any = float(np.median(np.asarray(train.to_numpy(), dtype=np.float64)))
+        else:
+            counts = pc.value_counts(train)
+            pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+            value = min(pairs, key=lambda p: (-p[1], p[0]))[0]
+        table = table.set_column(index, name, pc.fill_null(column, value))
+        cleaning.warnings.add_rows(
+            "imputed",
+            f"column {name!r}: {int(filled.sum())} empty cell(s) filled with {value!r} from the training split",
+            cells.rows_at(ordering.order[filled]),
+            column=name,
+        )
+    return table
+
+
+def _empty_in_train(table: pa.Table, contract: DataContract, ordering: Ordering, log: ProblemLog) -> None:
+    train = ordering.order[slice(*ordering.bounds["train"])]
+    for spec in contract.features:
+        column = table.column(spec.name)
+        if column.null_count and _null_mask(column)[train].all():
+            log.add(
+                "empty_column",
+                f"column {spec.name!r} has no value in the training split: nothing to learn or standardise from",
+                column=spec.name,
+            )
+
+
+def _serialise(
+    table: pa.Table,
+    ordering: Ordering,
+    contract: DataContract,
+    *,
+    project: str,
+    dataset_id: str,
+    classes: list[Any],
+) -> tuple[dict[str, int], dict[str, Any], list[CuratedObject]]:
+    """Each split in hash order as parquet parts, and stats.json from the training split. The work runs
+    on a thread pool (pyarrow and numpy release the GIL): the parts of every split and the statistics
+    of each feature proceed in parallel."""
+    rows = {split: ordering.rows(split) for split in SPLITS}
+    kinds = contracts.contract_kinds(contract)
+
+    def split_table(split: str, pool: Executor | None = None) -> pa.Table:
+        indices = pa.array(ordering.order[slice(*ordering.bounds[split])])
+        if pool is None:
+            return table.take(indices)
+        columns = list(pool.map(lambda column: column.take(indices), table.columns))  # a column per thread
+        return pa.Table.from_arrays(columns, schema=table.schema)
+
+    def write_split(split: str, data: pa.Table | None = None) -> list[CuratedObject]:
+        data = split_table(split) if data is None else data
+        return [
+            parquet_object(part_key(split, i), data.slice(offset, length))
+            for i, (offset, length) in enumerate(part_slices(data.num_rows))
+        ]
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        others = {s: pool.submit(write_split, s) for s in ("validation", "test")}
+        train = split_table("train", pool)
+        train_parts = [
+            pool.submit(parquet_object, part_key("train", i), train.slice(offset, length))
+            for i, (offset, length) in enumerate(part_slices(train.num_rows))
+        ]
+        features = [
+            pool.submit(feature_stats, f.name, kinds[f.name], train.column(f.name).combine_chunks())
+            for f in contract.features
+        ]
+        stats = stats_document(
+            project=project,
+            dataset_id=dataset_id,
+            contract=contract,
+            features=[f.result() for f in features],
+            target=target_stats(contract.task, train.column(contract.target).combine_chunks(), classes),
+            rows=rows,
+        )
+        objects = [p.result() for p in train_parts] + others["validation"].result() + others["test"].result()
+    objects.append(json_object(STATS, stats))
+    return rows, stats, objects
+
+
+def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, *, project: str) -> Prepared | Refused:
+    """Read, check, clean, split, profile and serialise one upload. `open_upload` returns a fresh binary
+    stream each call (the diagnostic path reads the upload a second time). Without a contract one is
+    inferred (the caller records it when the upload is accepted)."""
+    log = ProblemLog()
+    clock = _Clock()
+    read = _read(open_upload, contract, log)
+    clock.lap("read")
+    if read is None:
+        return Refused(log.problems, contract=contract)
+    cells, kinds = read
+    rows_in = cells.count + sum(p.row_count or 0 for p in log.problems if p.code == "wrong_width")
+    if rows_in == 0:
+        log.add("header_only", "the file has a header but no data rows")
+        return Refused(log.problems, rows_in=0, contract=contract)
+    _coerce(cells, kinds, log)
+    if contract is None:
+        contract = contracts.infer_contract(cells.names, kinds, cells.arrays)
+    cleaning = _validate(cells, contract, log)
+    clock.lap("validate")
+    if log:
+        return Refused(log.problems, rows_in=rows_in, contract=contract)
+
+    specs = contracts.output_order(contract)
+    columns = [cells.arrays[s.name] for s in specs]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        hashes = row_hashes([cells.encoded.get(s.name, cells.arrays[s.name]) for s in specs], pool)
+    clock.lap("hash")
+    ordering = order_rows(columns, hashes, np.flatnonzero(~cleaning.drop), contract.split)
+    clock.lap("order")
+    kept = int(ordering.order.size)
+    rows_dropped = {}
+    if cleaning.drop.any():
+        rows_dropped["missing_value"] = int(cleaning.drop.sum())
+        cleaning.warnings.add_rows(
+            "rows_dropped", "rows with an empty cell the contract forbids were dropped", cells.rows(cleaning.drop)
+        )
+    if ordering.duplicates.size:
+        rows_dropped["duplicate"] = int(ordering.duplicates.size)
+        cleaning.warnings.add_rows(
+            "duplicate_rows", "rows identical to an earlier row were dropped", cells.rows_at(ordering.duplicates)
+        )
+    if kept < contract.min_rows:
+        removed = f" after dropping {sum(rows_dropped.values())} row(s)" if rows_dropped else ""
+        log.add("too_few_rows", f"{kept} usable row(s){removed}; the contract requires at least {contract.min_rows}")
+    for split in SPLITS:
+        if getattr(contract.split, split) > 0 and ordering.rows(split) == 0:
+            log.add(
+                "empty_split",
+                f"no row falls into the {split} split ({kept} usable rows, fractions "
+                f"{contract.split.model_dump()}); upload more rows",
+            )
+    schema = contracts.output_schema(contract)
+    arrays = [col.cast(f.type) if col.type != f.type else col for col, f in zip(columns, schema, strict=True)]
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    classes: list[Any] = []
+    if contract.task is Task.CLASSIFICATION:
+        classes = sorted(pc.unique(table.column(contract.target).take(pa.array(ordering.order))).to_pylist())
+        if len(classes) < 2 and kept:
+            log.add(
+                "single_class",
+                f"target {contract.target!r} has a single class ({sample_values(classes)}): a classifier needs two",
+                column=contract.target,
+            )
+    if not log:
+        table = _impute(table, cleaning, cells, ordering)
+        _empty_in_train(table, contract, ordering, log)
+    clock.lap("clean")
+    if log:
+        return Refused(log.problems, rows_in=rows_in, contract=contract)
+
+    schema_hash = contracts.schema_hash(contract)
+    sha = content_sha256(schema_hash, ordering.hashes)
+    dataset_id = dataset_id_for(sha)
+    rows, stats, objects = _serialise(
+        table, ordering, contract, project=project, dataset_id=dataset_id, classes=classes
+    )
+    clock.lap("split_profile_serialise")
+    return Prepared(
+        contract=contract,
+        dataset_id=dataset_id,
+        content_sha256=sha,
+        schema_hash=schema_hash,
+        rows=SplitRows(**rows),
+        stats=stats,
+        objects=objects,
+        rows_in=rows_in,
+        rows_dropped=rows_dropped,
+        warnings=cleaning.warnings.problems,
+        timings=clock.laps,
+    )

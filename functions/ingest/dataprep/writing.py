@@ -1,0 +1,81 @@
+"""Serialising a dataset into the curated layout (docs/contracts.md section 1)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "manifest.json"
+STATS = "stats.json"
+PARQUET_COMPRESSION = "snappy"
+PARQUET_TYPE = "application/vnd.apache.parquet"
+JSON_TYPE = "application/json"
+
+
+PART_ROWS = 1 << 18
+"""A split is stored in parts of at most this many rows (the last part holds the rest), so the same
+content always gives the same files and large splits are written in parallel."""
+
+
+def part_key(split: str, part: int = 0) -> str:
+    return f"{split}/part-{part:05d}.parquet"
+
+
+def part_slices(rows: int) -> list[tuple[int, int]]:
+    """(offset, length) of each part of a split of `rows` rows; an empty split has one empty part."""
+    return [(start, min(PART_ROWS, rows - start)) for start in range(0, rows, PART_ROWS)] or [(0, 0)]
+
+
+@dataclass(frozen=True)
+class CuratedObject:
+    """One object of a curated dataset: its key relative to the dataset prefix, bytes and sha256."""
+
+    relative_key: str
+    body: bytes | pa.Buffer
+    content_type: str
+    sha256: str
+
+    @classmethod
+    def of(cls, relative_key: str, body: bytes | pa.Buffer, content_type: str) -> CuratedObject:
+        return cls(relative_key, body, content_type, hashlib.sha256(memoryview(body)).hexdigest())
+
+    @property
+    def size(self) -> int:
+        return len(memoryview(self.body))
+
+
+def parquet_object(relative_key: str, table: pa.Table) -> CuratedObject:
+    sink = pa.BufferOutputStream()
+    # Dictionary-encode text columns only: numbers gain little from it and it costs write time. No
+    # column statistics: no reader of curated data filters on them, and they cost a fifth of the write.
+    text = [f.name for f in table.schema if pa.types.is_string(f.type)]
+    pq.write_table(table, sink, compression=PARQUET_COMPRESSION, use_dictionary=text or False, write_statistics=False)
+    return CuratedObject.of(relative_key, sink.getvalue(), PARQUET_TYPE)
+
+
+def json_bytes(doc: Any) -> bytes:
+    return json.dumps(doc, indent=2, allow_nan=False).encode("utf-8") + b"\n"
+
+
+def json_object(relative_key: str, doc: Any) -> CuratedObject:
+    return CuratedObject.of(relative_key, json_bytes(doc), JSON_TYPE)
+
+
+def manifest_object(
+    *, dataset_id: str, content_sha256: str, schema_hash: str, rows: dict[str, int], objects: list[CuratedObject]
+) -> CuratedObject:
+    """manifest.json lists every other object of the dataset with its sha256. The writer puts it last,
+    so a reader that finds it knows the whole dataset is in place."""
+    doc = {
+        "dataset_id": dataset_id,
+        "content_sha256": content_sha256,
+        "schema_hash": schema_hash,
+        "rows": rows,
+        "files": {o.relative_key: o.sha256 for o in objects},
+    }
+    return json_object(MANIFEST, doc)
