@@ -32,7 +32,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared/lepton
-	@for fn in functions/*/; do echo "mypy $$fn"; MYPYPATH=shared $(BIN)/mypy "$$fn" || exit 1; done
+	@for fn in functions/*/; do echo "mypy $$fn"; MYPYPATH=shared:$$fn $(BIN)/mypy "$$fn" || exit 1; done
 	MYPYPATH=jobs $(BIN)/mypy jobs cli bench localcloud
 	$(BIN)/cfn-lint template.yaml stacks/*.yaml
 	rm -rf .aws-sam/transformed

@@ -19,9 +19,9 @@ import json
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from dataprep.problems import ProblemLog
 from dataprep.reading import NUMBER_PATTERN
-
 from lepton.data.models import ColumnKind, ColumnSpec, ContractSource, DataContract, Task
 
 TARGET_NAMES = ("target", "label", "y")

@@ -25,6 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
 from dataprep.problems import ProblemLog, sample_values
 
 HEADER_PEEK_BYTES = 1 << 20

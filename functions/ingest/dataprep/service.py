@@ -24,12 +24,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, BinaryIO
 
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
 from dataprep.pipeline import Prepared, Refused, prepare
 from dataprep.ports import LifecycleStarter, ObjectChanged, ObjectGone, ObjectStore
 from dataprep.problems import ProblemLog
 from dataprep.writing import MANIFEST, STATS, json_bytes
-from pydantic import BaseModel, ConfigDict, Field, computed_field
-
 from lepton.data.models import (
     PROJECT_ID_PATTERN,
     DataContract,
