@@ -124,7 +124,7 @@ class _Worker:
         os.close(to_child_r)
         os.close(from_child_w)
         self._lines: list[str] = []
-        self._lines_lock = threading.Lock()
+        self._lines_lock = threading.Condition()
         self._sink = sink
         self._reader = threading.Thread(target=self._pump, name=f"lambda-log-{spec.name}", daemon=True)
         self._reader.start()
@@ -133,13 +133,19 @@ class _Worker:
         assert self.process.stdout is not None
         for raw in iter(self.process.stdout.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
-            with self._lines_lock:
-                self._lines.append(line)
             with contextlib.suppress(Exception):  # a log sink failure must not break the function
                 self._sink(self.spec.log_group, self.stream, [line])
+            with self._lines_lock:  # after the sink: a line taken here is in CloudWatch Logs already
+                self._lines.append(line)
+                self._lines_lock.notify_all()
 
-    def take_lines(self) -> list[str]:
+    def take_lines(self, request_id: str | None = None, wait: float = 2.0) -> list[str]:
+        """The log lines printed since the last call; with a request id, once its REPORT line arrived
+        (the runtime prints it before answering, so it is in the pipe already)."""
+        marker = f"REPORT RequestId: {request_id}"
         with self._lines_lock:
+            if request_id is not None:
+                self._lines_lock.wait_for(lambda: any(line.startswith(marker) for line in self._lines), wait)
             lines, self._lines = self._lines, []
         return lines
 
@@ -164,10 +170,10 @@ class _Worker:
                 "errorType": "Sandbox.Timedout",
             }
             return InvokeResult(json.dumps(error).encode(), "Unhandled", self.take_lines(), duration)
-        time.sleep(0)  # let the log pump catch up with the REPORT line
+        lines = self.take_lines(request_id)
         if response.get("ok"):
-            return InvokeResult(response["payload"].encode(), None, self.take_lines(), duration)
-        return InvokeResult(json.dumps(response["error"]).encode(), "Unhandled", self.take_lines(), duration)
+            return InvokeResult(response["payload"].encode(), None, lines, duration)
+        return InvokeResult(json.dumps(response["error"]).encode(), "Unhandled", lines, duration)
 
     def _receive(self, deadline: float) -> dict[str, Any] | None:
         import select
