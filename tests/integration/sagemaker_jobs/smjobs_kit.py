@@ -192,7 +192,7 @@ class JobsBench:
         )
         return self.wait("processing", name)
 
-    def tune(self, name: str, dataset: Dataset, config: dict[str, Any], static: dict[str, Any]) -> dict:
+    def start_tuning(self, name: str, dataset: Dataset, config: dict[str, Any], static: dict[str, Any]) -> None:
         self.sagemaker.create_hyper_parameter_tuning_job(
             HyperParameterTuningJobName=name,
             HyperParameterTuningJobConfig=config,
@@ -201,7 +201,6 @@ class JobsBench:
                 **self.training_definition(dataset, name),
             },
         )
-        return self.wait("tuning", name, timeout=600)
 
     def trials(self, tuning_job: str) -> list[dict]:
         """Every trial's DescribeTrainingJob, in trial order."""
