@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from moto.logs.models import logs_backends
-from moto.s3.models import s3_backends
+from moto.s3.models import FakeDeleteMarker, s3_backends
 from moto.utilities.utils import get_partition
 
 
@@ -63,8 +63,14 @@ class S3Store:
             raise StorageError(f'The S3 bucket "{bucket}" does not exist or is not accessible') from exc
 
     def keys_under(self, uri: S3Uri) -> list[str]:
+        """The keys a listing of the prefix shows: in a versioned bucket, a deleted object keeps its
+        name in moto's key store with a delete marker as its latest version, and S3 lists it no more."""
         bucket = self._bucket(uri.bucket)
-        return sorted(name for name in list(bucket.keys.keys()) if name.startswith(uri.key))
+        return sorted(
+            name
+            for name, latest in list(bucket.keys.items())
+            if name.startswith(uri.key) and not isinstance(latest, FakeDeleteMarker)
+        )
 
     def get_bytes(self, uri: S3Uri) -> bytes:
         self._bucket(uri.bucket)
