@@ -1,0 +1,157 @@
+"""Every failure branch of the lifecycle state machine, on the deployed template: a failure at each
+task that can fail (PrepareTraining, Train, Tune, Evaluate, Register) is caught into MarkFailed,
+which records the run FAILED with the failing step and the cause, and the execution fails with
+LifecycleFailed; MarkFailed failing itself is retried, then caught into Failed.
+
+Lambda tasks fail on purpose through reserved concurrency 0 (Lambda throttles, Step Functions sees
+Lambda.TooManyRequestsException); SageMaker tasks through bad configuration or removed inputs.
+DescribeBestTrial is the one task without a test: it describes the training job the tuning job just
+named as its best, and nothing short of a SageMaker outage or a missing IAM permission (neither of
+which the local AWS emulates) makes that call fail."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from lifecycle_kit import QUICK_TRAINING, Execution, Lifecycle
+
+pytestmark = pytest.mark.slow
+
+BAD_HYPERPARAMETERS = {**QUICK_TRAINING, "learning_rate": -1}
+THROTTLED = "Lambda.TooManyRequestsException"
+
+
+@pytest.fixture(scope="module")
+def wine(lifecycle: Lifecycle) -> dict[str, Any]:
+    """wine.csv in a project whose first training fails at once (a bad hyperparameter): the execution
+    the ingest function starts is the Train failure; later executions run what each test sets."""
+    lifecycle.create_project("wine", {"hyperparameters": BAD_HYPERPARAMETERS})
+    dataset_id = lifecycle.upload("wine", "wine.csv")
+    first = lifecycle.finish(lifecycle.ingest_execution("wine", dataset_id))
+    return {"dataset_id": dataset_id, "first": first}
+
+
+def assert_lifecycle_failed(execution: Execution, states: list[str]) -> None:
+    assert execution.status == "FAILED", execution.description
+    assert execution.description["error"] == "LifecycleFailed"
+    assert execution.states == states
+    # the execution's cause names the failing step, its error and its cause
+    (step,) = [s for s in states if s not in ("ChooseTraining", "MarkFailed", "Failed")][-1:]
+    cause = json.loads(execution.description["cause"])
+    assert list(cause) == [step]
+    assert set(cause[step]) == {"Error", "Cause"}
+
+
+def assert_run_failed(lifecycle: Lifecycle, execution: Execution, step: str, error: str) -> dict[str, Any]:
+    run = lifecycle.run("wine", execution.run_id)
+    assert run["status"] == "FAILED"
+    assert run["failure"]["step"] == step
+    assert run["failure"]["error"] == error
+    assert run["version"] is None
+    marked = execution.mark_failed_output()
+    assert marked["run_id"] == run["run_id"] and marked["run_status"] == "FAILED" and marked["error"] == error
+    return run
+
+
+def test_a_failure_in_prepare_training_is_caught_and_nothing_is_recorded(
+    lifecycle: Lifecycle, wine: dict[str, Any]
+) -> None:
+    """A start for a dataset the project does not have: PrepareTraining refuses it before any run
+    exists, so MarkFailed has nothing to mark, and the execution fails."""
+    runs_before = lifecycle.api.get("/projects/wine/runs")["items"]
+    arn = lifecycle.start("wrong-dataset", "wine", "ds-00000000000000000000")
+    execution = lifecycle.finish(arn)
+    assert_lifecycle_failed(execution, ["PrepareTraining", "MarkFailed", "Failed"])
+    (failure,) = execution.task_failures()
+    assert failure["error"] == "ValidationFailed"
+    assert "ds-00000000000000000000 is not a dataset of project wine" in failure["cause"]
+    marked = execution.mark_failed_output()
+    assert marked == {"project": "wine", "run_id": None, "run_status": None, "version": None,
+                      "version_status": None, "error": "ValidationFailed"}  # fmt: skip
+    assert lifecycle.api.get("/projects/wine/runs")["items"] == runs_before
+
+
+def test_a_failure_in_train_is_caught_and_the_run_marked_failed(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
+    execution = wine["first"]
+    assert_lifecycle_failed(execution, ["PrepareTraining", "ChooseTraining", "Train", "MarkFailed", "Failed"])
+    run = assert_run_failed(lifecycle, execution, "Train", "States.TaskFailed")
+    job = json.loads(run["failure"]["cause"])
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("AlgorithmError: Invalid hyperparameters: hyperparameter 'learning_rate'")
+
+
+def test_a_tuning_job_refused_by_sagemaker_is_caught(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
+    """An objective metric the training job does not report: CreateHyperParameterTuningJob answers a
+    ValidationException, which Step Functions names SageMaker.AmazonSageMakerException."""
+    tuning = {"objective_metric": "validation:auc", "objective_type": "Maximize", "max_jobs": 2,
+              "ranges": {"learning_rate": {"type": "continuous", "min": 0.001, "max": 0.1}}}  # fmt: skip
+    lifecycle.set_training("wine", {"hyperparameters": QUICK_TRAINING, "tuning": tuning})
+    execution = lifecycle.finish(lifecycle.start("bad-objective", "wine", wine["dataset_id"]))
+    assert_lifecycle_failed(execution, ["PrepareTraining", "ChooseTraining", "Tune", "MarkFailed", "Failed"])
+    run = assert_run_failed(lifecycle, execution, "Tune", "SageMaker.AmazonSageMakerException")
+    assert "The objective metric 'validation:auc'" in run["failure"]["cause"]
+    assert "Error Code: ValidationException" in run["failure"]["cause"]
+
+
+def test_a_tuning_job_whose_trials_all_fail_is_caught(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
+    tuning = {"strategy": "Random", "max_jobs": 2, "max_parallel_jobs": 2,
+              "ranges": {"dropout": {"type": "continuous", "min": 0.0, "max": 0.5}}}  # fmt: skip
+    lifecycle.set_training("wine", {"hyperparameters": BAD_HYPERPARAMETERS, "tuning": tuning})
+    execution = lifecycle.finish(lifecycle.start("trials-fail", "wine", wine["dataset_id"]))
+    assert_lifecycle_failed(execution, ["PrepareTraining", "ChooseTraining", "Tune", "MarkFailed", "Failed"])
+    run = assert_run_failed(lifecycle, execution, "Tune", "States.TaskFailed")
+    tuning_job = json.loads(run["failure"]["cause"])
+    assert tuning_job["HyperParameterTuningJobStatus"] == "Failed"
+    assert tuning_job["TrainingJobStatusCounters"]["NonRetryableError"] == 2
+    assert "hyperparameter 'learning_rate' = '-1'" in tuning_job["FailureReason"]
+
+
+def test_a_failure_in_evaluate_is_caught_after_training_succeeded(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
+    """The test split removed from the curated dataset: training (which never reads it) succeeds, the
+    evaluation job cannot download its input."""
+    lifecycle.set_training("wine", {"hyperparameters": QUICK_TRAINING})
+    saved = {key: lifecycle.cloud.client("s3").get_object(Bucket=lifecycle.lepton.bucket, Key=key)["Body"].read()
+             for key in lifecycle.curated_keys("wine", wine["dataset_id"], "test")}  # fmt: skip
+    lifecycle.remove_split("wine", wine["dataset_id"], "test")
+    try:
+        execution = lifecycle.finish(lifecycle.start("no-test-split", "wine", wine["dataset_id"]))
+    finally:
+        for key, body in saved.items():
+            lifecycle.cloud.client("s3").put_object(Bucket=lifecycle.lepton.bucket, Key=key, Body=body)
+    assert_lifecycle_failed(
+        execution, ["PrepareTraining", "ChooseTraining", "Train", "Evaluate", "MarkFailed", "Failed"]
+    )
+    run = assert_run_failed(lifecycle, execution, "Evaluate", "States.TaskFailed")
+    job = json.loads(run["failure"]["cause"])
+    assert job["ProcessingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: Failed to download data. No S3 objects found under")
+    assert f"/curated/wine/{wine['dataset_id']}/test/" in job["FailureReason"]
+
+
+def test_a_failure_in_register_is_retried_then_caught(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
+    lifecycle.set_training("wine", {"hyperparameters": QUICK_TRAINING})
+    with lifecycle.throttled("RegisterVersionFunction"):
+        execution = lifecycle.finish(lifecycle.start("register-throttled", "wine", wine["dataset_id"]))
+    assert_lifecycle_failed(
+        execution, ["PrepareTraining", "ChooseTraining", "Train", "Evaluate", "Register", "MarkFailed", "Failed"]
+    )
+    assert [f["error"] for f in execution.task_failures()] == [THROTTLED] * 4  # the first try and 3 retries
+    assert_run_failed(lifecycle, execution, "Register", THROTTLED)
+    assert lifecycle.versions("wine") == []
+
+
+def test_mark_failed_failing_is_retried_then_caught_into_failed(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
+    """The Train failure again, with MarkFailed throttled: MarkFailed is tried 4 times, then its Catch
+    ends the execution in Failed. The registry could not be told: the run stays where it was, and the
+    execution's cause still says what failed."""
+    lifecycle.set_training("wine", {"hyperparameters": BAD_HYPERPARAMETERS})
+    with lifecycle.throttled("MarkFailedFunction"):
+        execution = lifecycle.finish(lifecycle.start("mark-failed-throttled", "wine", wine["dataset_id"]))
+    assert_lifecycle_failed(execution, ["PrepareTraining", "ChooseTraining", "Train", "MarkFailed", "Failed"])
+    failures = execution.task_failures()
+    assert [f["error"] for f in failures] == ["States.TaskFailed"] + [THROTTLED] * 4
+    assert json.loads(execution.description["cause"])["Train"]["Error"] == "States.TaskFailed"
+    run = lifecycle.run("wine", execution.run_id)
+    assert run["status"] == "PENDING" and run["failure"] is None
