@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from lepton.lifecycle import JobCode, LifecycleStart, start_run
 from lepton.observability import logger, metrics, tracer
@@ -24,14 +25,33 @@ class JobCodeMissing(Exception):
     """The job code was never published to the data bucket (`lepton deploy` publishes it)."""
 
 
-def published_code(bucket: str) -> JobCode:
-    try:
-        body = _s3.get_object(Bucket=bucket, Key=CODE_POINTER_KEY)["Body"].read()
-    except _s3.exceptions.NoSuchKey:
-        raise JobCodeMissing(
-            f"s3://{bucket}/{CODE_POINTER_KEY} does not exist: publish the job code first (lepton deploy)"
-        ) from None
-    return JobCode.model_validate(json.loads(body))
+class S3PublishedCode:
+    """The job code cli/jobs_code.py publishes under code/jobs/ in the data bucket."""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+
+    def current(self) -> JobCode:
+        try:
+            body = _s3.get_object(Bucket=self.bucket, Key=CODE_POINTER_KEY)["Body"].read()
+        except _s3.exceptions.NoSuchKey:
+            raise JobCodeMissing(
+                f"s3://{self.bucket}/{CODE_POINTER_KEY} does not exist: publish the job code first (lepton deploy)"
+            ) from None
+        return JobCode.model_validate(json.loads(body))
+
+    def version(self, code_version: str) -> JobCode:
+        code = JobCode.at(self.bucket, code_version)
+        key = code.sourcedir_uri.removeprefix(f"s3://{self.bucket}/")
+        try:
+            _s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            raise JobCodeMissing(
+                f"job code version {code_version} is not published: s3://{self.bucket}/{key} does not exist"
+            ) from None
+        return code
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -40,7 +60,7 @@ def published_code(bucket: str) -> JobCode:
 @event_parser(model=LifecycleStart)
 def handler(event: LifecycleStart, context: LambdaContext) -> dict[str, Any]:
     bucket = os.environ["DATA_BUCKET"]
-    prepared = start_run(build_service(get_settings()), event, published_code(bucket), bucket, _s3.meta.region_name)
+    prepared = start_run(build_service(get_settings()), event, S3PublishedCode(bucket), bucket, _s3.meta.region_name)
     metrics.add_metric(name="RunsPrepared", unit="Count", value=1)
     logger.info("run prepared", extra={"run_id": prepared.run_id, "tuning": prepared.tuning is not None})
     return prepared.for_state_machine()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
@@ -32,14 +32,35 @@ class LifecycleStart(BaseModel):
     run_id: RunId | None = None
 
 
+CODE_VERSION = re.compile(r"^[0-9a-f]{64}$")
+
+
 class JobCode(BaseModel):
-    """code/jobs/current.json, written when the job code is published."""
+    """code/jobs/current.json, written when the job code is published (cli/jobs_code.py)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    code_version: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    code_version: Annotated[str, StringConstraints(pattern=CODE_VERSION.pattern)]
     files_uri: str
     sourcedir_uri: str
+
+    @classmethod
+    def at(cls, bucket: str, code_version: str) -> JobCode:
+        """Where cli/jobs_code.py publishes a code version: the content-addressed code/jobs/<sha256>/."""
+        prefix = f"s3://{bucket}/code/jobs/{code_version}"
+        return cls(code_version=code_version, files_uri=f"{prefix}/files/", sourcedir_uri=f"{prefix}/sourcedir.tar.gz")
+
+
+class PublishedCode(Protocol):
+    """The job code in the data bucket (the handler reads it from S3)."""
+
+    def current(self) -> JobCode:
+        """What code/jobs/current.json names: the code new runs use."""
+        ...
+
+    def version(self, code_version: str) -> JobCode:
+        """A code version published earlier; raises if it never was."""
+        ...
 
 
 class TuningRequest(BaseModel):
@@ -163,12 +184,16 @@ def prepare(
     )
 
 
-def start_run(service: Any, start: LifecycleStart, code: JobCode, bucket: str, region: str) -> PreparedRun:
+def start_run(service: Any, start: LifecycleStart, code: PublishedCode, bucket: str, region: str) -> PreparedRun:
     """Find or create the run this execution executes and prepare its job requests.
 
     A data-triggered start (dataset_id) creates a run on `main` with the project's training
-    configuration; an API-started one (run_id) executes the run the API recorded (a branch from a
-    base version with overrides)."""
+    configuration and the current job code, which the run records (its code_version); an API-started
+    one (run_id) executes the run the API recorded (a branch from a base version with overrides), on
+    the code version it pins (a branch inherits its base version's), else the current one.
+
+    Everything that can refuse the start is checked before a run is created, so a refused start
+    leaves nothing behind in the registry."""
     from lepton.errors import ValidationFailed
     from lepton.registry.commands import NewRun
     from lepton.registry.models import RunOverrides
@@ -179,11 +204,23 @@ def start_run(service: Any, start: LifecycleStart, code: JobCode, bucket: str, r
     project = service.get_project(actor, start.project)
     if start.run_id is not None:
         run = service.get_run(actor, start.project, start.run_id)
+        if run.code_version is None:
+            job_code = code.current()
+        elif CODE_VERSION.match(run.code_version):
+            job_code = code.version(run.code_version)
+        else:
+            raise ValidationFailed(
+                f"run {run.run_id} pins code_version {run.code_version!r}, which is not a published job code "
+                "version (the sha256 under code/jobs/)",
+                field="code_version",
+            )
     elif start.dataset_id is not None:
-        run = service.create_run(actor, start.project, NewRun(overrides=RunOverrides(dataset_id=start.dataset_id)))
+        job_code = code.current()
+        overrides = RunOverrides(dataset_id=start.dataset_id, code_version=job_code.code_version)
+        run = service.create_run(actor, start.project, NewRun(overrides=overrides))
     else:
         raise ValidationFailed("the execution input names neither a dataset_id nor a run_id", field="dataset_id")
     if run.dataset_id is None:
         raise ValidationFailed(f"run {run.run_id} has no dataset to train on", field="dataset_id")
     dataset = service.get_dataset(actor, start.project, run.dataset_id)
-    return prepare(project, dataset, run, code, bucket, region)
+    return prepare(project, dataset, run, job_code, bucket, region)

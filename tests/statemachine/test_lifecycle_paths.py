@@ -131,3 +131,59 @@ def test_tuning_runs_tune_describe_best_trial_evaluate_register(lifecycle: Lifec
     assert version["hyperparameters"]["learning_rate"] == float(best["HyperParameters"]["learning_rate"])
     assert str(version["hyperparameters"]["hidden_sizes"]) == best["HyperParameters"]["hidden_sizes"]
     assert version["hyperparameters"]["epochs"] == QUICK_TRAINING["epochs"]
+
+
+def role_documents(lifecycle: Lifecycle, role_arn: str) -> list[str]:
+    """Every identity policy of a role: inline and attached."""
+    iam = lifecycle.cloud.client("iam")
+    name = role_arn.rsplit("/", 1)[-1]
+    documents = [
+        json.dumps(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
+    ]
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)["PolicyVersion"]
+        documents.append(json.dumps(document["Document"]))
+    return documents
+
+
+def denied(documents: list[str], needs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (action, resource) pairs no statement allows, evaluated with moto's IAM policy engine."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    def allowed(action: str, resource: str) -> bool:
+        results = [IAMPolicy(d).is_action_permitted(action, resource) for d in documents]
+        return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
+
+    return [(action, resource) for action, resource in needs if not allowed(action, resource)]
+
+
+def test_prepare_training_may_do_what_the_lifecycle_asks_of_it(lifecycle: Lifecycle, plain: dict[str, Any]) -> None:
+    """The local runtime does not enforce the functions' roles: this reads PrepareTraining's role
+    back and evaluates it against every call the function made above (read the project and dataset,
+    record the run in one transaction, publish RunCreated, read the published job code)."""
+    lepton = lifecycle.lepton
+    function = lifecycle.cloud.client("lambda").get_function_configuration(
+        FunctionName=lepton.function("PrepareTrainingFunction")
+    )
+    table = lifecycle.cloud.client("dynamodb").describe_table(TableName=lepton.table)["Table"]["TableArn"]
+    bus = lifecycle.cloud.client("events").describe_event_bus(Name=lepton.outputs["EventBusName"])["Arn"]
+    key = lepton.stack.nested["Data"].outputs["DataKeyArn"]
+    code = json.loads(s3_bytes(lifecycle, f"s3://{lepton.bucket}/code/jobs/current.json"))["code_version"]
+    needs = [
+        *[(f"dynamodb:{action}", table) for action in
+          ("GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem")],
+        ("events:PutEvents", bus),
+        ("s3:GetObject", f"arn:aws:s3:::{lepton.bucket}/code/jobs/current.json"),
+        ("s3:GetObject", f"arn:aws:s3:::{lepton.bucket}/code/jobs/{code}/sourcedir.tar.gz"),
+        ("s3:ListBucket", f"arn:aws:s3:::{lepton.bucket}"),
+        ("kms:Decrypt", key),
+    ]  # fmt: skip
+    assert denied(role_documents(lifecycle, function["Role"]), needs) == []
+    # and no more of the bucket than the published code
+    assert denied(role_documents(lifecycle, function["Role"]),
+                  [("s3:GetObject", f"arn:aws:s3:::{lepton.bucket}/curated/plain/x.parquet")]) != []  # fmt: skip
+    # the run it recorded names the job code it trained with
+    run = lifecycle.run("plain", plain["execution"].run_id)
+    assert run["code_version"] == code
