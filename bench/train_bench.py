@@ -7,7 +7,7 @@ it runs in a job: seeded shuffling, per-epoch validation loss and metrics printe
 (to a null stream here), early-stopping bookkeeping. The plain loop only trains.
 
     PYTHONPATH=shared:jobs:. python bench/train_bench.py        # prints, and updates bench/results.json
-    python -c "import train_bench; train_bench.main()"           # returns the results entry only
+    python -m bench train                                         # through bench/__main__.py: run()
 
 Throughput is samples/s = training rows x epochs / wall time; each loop runs `--repeats` times,
 alternating, after one warm-up each, and the best run of each counts (least disturbed by other
@@ -78,9 +78,10 @@ def _plain_loop(net: Any, optimizer: Any, x: Any, y: Any, epochs: int, batch_siz
             optimizer.step()
 
 
-def run(
+def measure(
     rows: int = 60_000, features: int = 32, epochs: int = 2, batch_size: int = 256, repeats: int = 5, threads: int = 1
 ) -> dict:
+    """The results.json entry of this benchmark (the best run of each loop)."""
     sys.path.insert(0, str(ROOT / "jobs"))
     import torch
 
@@ -143,6 +144,11 @@ def run(
     return entry
 
 
+def run() -> list[dict]:
+    """The results.json entries with the default settings (what bench/__main__.py calls)."""
+    return [measure()]
+
+
 def write_result(entry: dict, path: Path) -> None:
     """Replaces this benchmark's entry in results.json (a list), keeping the others."""
     existing = json.loads(path.read_text()) if path.exists() else []
@@ -161,8 +167,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              "machine's noise out of the ratio")  # fmt: skip
     parser.add_argument("--results", type=Path, default=None, help="results.json to update")
     args = parser.parse_args(argv or [])
-    entry = run(rows=args.rows, epochs=args.epochs, batch_size=args.batch_size, repeats=args.repeats,
-                threads=args.threads)  # fmt: skip
+    entry = measure(rows=args.rows, epochs=args.epochs, batch_size=args.batch_size, repeats=args.repeats,
+                    threads=args.threads)  # fmt: skip
     if args.results is not None:
         write_result(entry, args.results)
     return [entry]

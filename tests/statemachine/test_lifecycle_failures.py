@@ -84,12 +84,14 @@ def test_a_failure_in_train_is_caught_and_the_run_marked_failed(lifecycle: Lifec
 
 def test_a_tuning_job_refused_by_sagemaker_is_caught(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
     """An objective metric the training job does not report: CreateHyperParameterTuningJob answers a
-    ValidationException, which Step Functions names SageMaker.AmazonSageMakerException."""
+    ValidationException, which Step Functions names SageMaker.AmazonSageMakerException (the name
+    throttling also gets, hence Tune's two retries)."""
     tuning = {"objective_metric": "validation:auc", "objective_type": "Maximize", "max_jobs": 2,
               "ranges": {"learning_rate": {"type": "continuous", "min": 0.001, "max": 0.1}}}  # fmt: skip
     lifecycle.set_training("wine", {"hyperparameters": QUICK_TRAINING, "tuning": tuning})
     execution = lifecycle.finish(lifecycle.start("bad-objective", "wine", wine["dataset_id"]))
     assert_lifecycle_failed(execution, ["PrepareTraining", "ChooseTraining", "Tune", "MarkFailed", "Failed"])
+    assert [f["error"] for f in execution.task_failures()] == ["SageMaker.AmazonSageMakerException"] * 3
     run = assert_run_failed(lifecycle, execution, "Tune", "SageMaker.AmazonSageMakerException")
     assert "The objective metric 'validation:auc'" in run["failure"]["cause"]
     assert "Error Code: ValidationException" in run["failure"]["cause"]

@@ -103,8 +103,9 @@ def test_plain_training_runs_train_evaluate_register(lifecycle: Lifecycle, plain
     evaluation = sagemaker.describe_processing_job(ProcessingJobName=prepared["evaluation_job_name"])
     assert evaluation["ProcessingJobStatus"] == "Completed"
     assert evaluation["ProcessingInputs"][0]["S3Input"]["S3Uri"] == version["artifact_uri"]
-    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]}
-    assert tags == {"lepton:project": "plain", "lepton:run": version["run_id"], "lepton:dataset": version["dataset_id"]}
+    expected = {"lepton:project": "plain", "lepton:run": version["run_id"], "lepton:dataset": version["dataset_id"]}
+    for arn in (job["TrainingJobArn"], evaluation["ProcessingJobArn"]):
+        assert {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]} == expected
 
 
 def test_tuning_runs_tune_describe_best_trial_evaluate_register(lifecycle: Lifecycle, tuned: dict[str, Any]) -> None:
