@@ -268,3 +268,31 @@ def test_shutdown_stops_running_jobs(aws: Aws) -> None:
     local_sagemaker.shutdown(timeout=10)
     job = aws.sagemaker.describe_training_job(TrainingJobName="shutdown-me")
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
+
+
+def test_a_channel_skips_objects_deleted_from_a_versioned_bucket(aws: Aws) -> None:
+    """S3 lists no deleted object (its latest version is a delete marker): the channel holds what is
+    left, and a prefix whose objects were all deleted is an empty prefix."""
+    bucket = "lepton-smlocal-versioned"
+    aws.s3.create_bucket(Bucket=bucket)
+    aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for key in ("kept/train/part-0.csv", "kept/train/part-1.csv", "gone/train/part-0.csv"):
+        aws.s3.put_object(Bucket=bucket, Key=key, Body=b"1.0,2.0\n3.0,4.0\n")
+    aws.s3.delete_object(Bucket=bucket, Key="kept/train/part-1.csv")
+    aws.s3.delete_object(Bucket=bucket, Key="gone/train/part-0.csv")
+
+    aws.sagemaker.create_training_job(
+        **training_request("versioned-kept", [channel("train", f"s3://{bucket}/kept/train/")])
+    )
+    aws.sagemaker.create_training_job(
+        **training_request("versioned-gone", [channel("train", f"s3://{bucket}/gone/train/")])
+    )
+    kept, gone = wait_training(aws, "versioned-kept"), wait_training(aws, "versioned-gone")
+
+    assert kept["TrainingJobStatus"] == "Completed", kept.get("FailureReason")
+    _, lines = aws.log_messages("/aws/sagemaker/TrainingJobs", "versioned-kept")
+    assert "rows=2" in lines  # part-0.csv's two rows; the deleted part-1.csv was not downloaded
+    assert gone["TrainingJobStatus"] == "Failed"
+    assert gone["FailureReason"].startswith(
+        f'ClientError: Data download failed: No S3 objects found under S3 URL "s3://{bucket}/gone/train/"'
+    )
