@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from cli import demo, local
+from cli import demo, jobs_code, local
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest="command", required=True)
     local.register(subparsers)
     demo.register(subparsers)
+    jobs_code.register(subparsers)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
