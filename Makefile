@@ -31,13 +31,14 @@ install: $(STAMP) $(NPM_STAMP)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared/lepton
+	MYPYPATH=shared $(BIN)/mypy -p lepton
 	@for fn in functions/*/; do echo "mypy $$fn"; MYPYPATH=shared:$$fn $(BIN)/mypy "$$fn" || exit 1; done
 	MYPYPATH=jobs $(BIN)/mypy jobs cli bench localcloud
 	$(BIN)/cfn-lint template.yaml stacks/*.yaml
 	rm -rf .aws-sam/transformed
 	$(BIN)/python -m localcloud.deploy.render template.yaml --out .aws-sam/transformed >/dev/null
-	$(BIN)/cfn-lint .aws-sam/transformed/*.json
+	# W1020: the transform substitutes parameter values into Fn::Sub strings (as CloudFormation's does)
+	$(BIN)/cfn-lint --ignore-checks W1020 -- .aws-sam/transformed/*.json
 
 test: lint
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile

@@ -61,3 +61,20 @@ def publish(s3: Any, bucket: str, root: Path = JOBS) -> dict[str, str]:
     }
     s3.put_object(Bucket=bucket, Key=POINTER_KEY, Body=json.dumps(pointer).encode(), ContentType="application/json")
     return pointer
+
+
+def _publish_command(args: Any) -> int:
+    import boto3
+
+    pointer = publish(boto3.client("s3", region_name=args.region), args.bucket)
+    print(json.dumps(pointer, indent=2))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "publish-code", help="upload jobs/ to the data bucket (after `sam deploy`) so new runs use it"
+    )
+    parser.add_argument("--bucket", required=True, help="the stack's DataBucketName output")
+    parser.add_argument("--region", default=None)
+    parser.set_defaults(func=_publish_command)

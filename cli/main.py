@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from cli import local
+from cli import demo, jobs_code, local
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the local runtime does")
     subparsers = parser.add_subparsers(dest="command", required=True)
     local.register(subparsers)
+    demo.register(subparsers)
+    jobs_code.register(subparsers)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

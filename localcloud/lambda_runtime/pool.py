@@ -123,6 +123,7 @@ class _Worker:
         )
         os.close(to_child_r)
         os.close(from_child_w)
+        self._closed = False
         self._lines: list[str] = []
         self._lines_lock = threading.Condition()
         self._sink = sink
@@ -211,6 +212,11 @@ class _Worker:
         return self.process.poll() is None
 
     def kill(self) -> None:
+        """Idempotent: the pipe descriptors are closed once (a second close could hit a descriptor
+        number the OS has since given to another worker)."""
+        if self._closed:
+            return
+        self._closed = True
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, 9)
@@ -355,6 +361,7 @@ class LambdaRuntime:
                 worker = pool.idle.pop()
                 if worker.alive:
                     return worker
+                worker.kill()  # exited while idle: release its pipes
                 pool.all.remove(worker)
         worker = _Worker(pool.spec, self._base_env, self._sink)
         self.cold_starts += 1

@@ -223,3 +223,14 @@ def test_every_task_has_retry_or_catch_and_every_path_ends(asl):
         frontier += [t for t in [state.get("Next"), state.get("Default")] if t]
         frontier += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
     assert reachable == set(states), f"unreachable states: {set(states) - reachable}"
+
+
+def test_training_states_use_the_jobs_metric_definitions():
+    """SageMaker records (and tuning optimises) only the metrics its MetricDefinitions name: the
+    state machine must declare exactly what train.py prints."""
+    declared = json.loads((ROOT / "jobs" / "metric_definitions.json").read_text())
+    states = json.loads(filled(ROOT / "stacks" / "statemachines" / "lifecycle.asl.json"))["States"]
+    train = states["Train"]["Parameters"]["AlgorithmSpecification"]["MetricDefinitions"]
+    tune = states["Tune"]["Parameters"]["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
+    assert train == declared
+    assert tune == declared

@@ -105,7 +105,7 @@ def training_request(name: str, channels: list[dict[str, Any]] | None = None, **
     return request
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 120.0, interval: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -116,7 +116,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
         time.sleep(interval)
 
 
-def wait_training(aws: Aws, name: str, timeout: float = 30.0) -> dict[str, Any]:
+def wait_training(aws: Aws, name: str, timeout: float = 120.0) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         job: dict[str, Any] = aws.sagemaker.describe_training_job(TrainingJobName=name)
         return job if job["TrainingJobStatus"] in TERMINAL else None

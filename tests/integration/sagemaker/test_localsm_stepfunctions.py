@@ -260,7 +260,7 @@ def test_stopping_the_execution_stops_the_running_job(aws: Aws) -> None:
             (d := aws.sagemaker.describe_training_job(TrainingJobName="sfn-abort"))["TrainingJobStatus"] == "Stopped"
             and d
         ),
-        timeout=15,
+        timeout=60,
     )
     assert job["SecondaryStatus"] == "Stopped"
     assert aws.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"

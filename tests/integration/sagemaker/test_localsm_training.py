@@ -118,7 +118,7 @@ def test_training_job_is_in_progress_while_it_runs_and_stops_on_request(aws: Aws
         "Stopping",
         "Stopped",
     )
-    job = wait_training(aws, "toy-stop", timeout=10)
+    job = wait_training(aws, "toy-stop", timeout=60)
 
     assert job["TrainingJobStatus"] == "Stopped"
     assert job["SecondaryStatus"] == "Stopped"
@@ -136,7 +136,7 @@ def test_max_runtime_is_honoured(aws: Aws) -> None:
         StoppingCondition={"MaxRuntimeInSeconds": 1},
     )
     aws.sagemaker.create_training_job(**request)
-    job = wait_training(aws, "toy-timeout", timeout=15)
+    job = wait_training(aws, "toy-timeout", timeout=60)
     assert job["TrainingJobStatus"] == "Stopped"
     assert job["SecondaryStatus"] == "MaxRuntimeExceeded"
 

@@ -200,7 +200,7 @@ def test_stopping_a_tuning_job_stops_its_trials(aws: Aws) -> None:
             == "Stopped"
             and d
         ),
-        timeout=20,
+        timeout=60,
     )
     assert job["TrainingJobStatusCounters"]["Stopped"] == 2
     assert [s["TrainingJobStatus"] for s in trials(aws, "tune-stop")] == ["Stopped", "Stopped"]
