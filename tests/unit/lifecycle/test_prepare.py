@@ -68,7 +68,7 @@ def test_a_plain_run_trains_with_the_project_hyperparameters_on_the_curated_spli
     ds = dataset("wine", 1)
     prepared = prepare(project(), ds, run(), CODE, "lepton-data", "us-east-1")
     out = prepared.for_state_machine()
-    assert "tuning" not in out  # the Choice state tests IsPresent
+    assert out["tuning"] is None  # the Choice state tests IsNull
     assert out["hyperparameters"]["epochs"] == "20" and out["hyperparameters"]["learning_rate"] == "0.01"
     assert json.loads(out["hyperparameters"]["sagemaker_program"]) == "train.py"
     assert json.loads(out["hyperparameters"]["sagemaker_submit_directory"]) == CODE.sourcedir_uri
