@@ -167,8 +167,8 @@ def test_evaluation_job_uploads_its_report_and_logs_its_figures(bench: JobsBench
     assert bench.keys(prefix) == [f"{prefix}/{name}" for name in
                                   ("confusion_matrix.png", "evaluation.json", "roc_curve.png")]  # fmt: skip
     logs = log_lines(bench.cloud, "/aws/sagemaker/ProcessingJobs", "cancer-eval")
-    accuracy = evaluation["doc"]["metrics"]["accuracy"]
-    assert f"test:accuracy={accuracy:.6f}" in logs
+    (logged,) = [float(line.split("=", 1)[1]) for line in logs if line.startswith("test:accuracy=")]
+    assert logged == pytest.approx(evaluation["doc"]["metrics"]["accuracy"], abs=1e-6)
 
 
 def test_compression_job_writes_a_smaller_child_and_reports_its_deltas(
