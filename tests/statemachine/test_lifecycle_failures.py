@@ -12,6 +12,7 @@ which the local AWS emulates) makes that call fail."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -77,9 +78,8 @@ def test_a_failure_in_train_is_caught_and_the_run_marked_failed(lifecycle: Lifec
     execution = wine["first"]
     assert_lifecycle_failed(execution, ["PrepareTraining", "ChooseTraining", "Train", "MarkFailed", "Failed"])
     run = assert_run_failed(lifecycle, execution, "Train", "States.TaskFailed")
-    job = json.loads(run["failure"]["cause"])
-    assert job["TrainingJobStatus"] == "Failed"
-    assert job["FailureReason"].startswith("AlgorithmError: Invalid hyperparameters: hyperparameter 'learning_rate'")
+    cause = run["failure"]["cause"]  # the failed job's name, status and FailureReason, readable
+    assert re.match(r"^\S+ Failed: AlgorithmError: Invalid hyperparameters: hyperparameter 'learning_rate'", cause)
 
 
 def test_a_tuning_job_refused_by_sagemaker_is_caught(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
@@ -104,10 +104,13 @@ def test_a_tuning_job_whose_trials_all_fail_is_caught(lifecycle: Lifecycle, wine
     execution = lifecycle.finish(lifecycle.start("trials-fail", "wine", wine["dataset_id"]))
     assert_lifecycle_failed(execution, ["PrepareTraining", "ChooseTraining", "Tune", "MarkFailed", "Failed"])
     run = assert_run_failed(lifecycle, execution, "Tune", "States.TaskFailed")
-    tuning_job = json.loads(run["failure"]["cause"])
+    assert re.fullmatch(
+        r"\S+ Failed: No training job reported the objective metric 'validation:loss'.*", run["failure"]["cause"]
+    )
+    assert "hyperparameter 'learning_rate' = '-1'" in run["failure"]["cause"]
+    tuning_job = json.loads(json.loads(execution.description["cause"])["Tune"]["Cause"])  # the whole description
     assert tuning_job["HyperParameterTuningJobStatus"] == "Failed"
     assert tuning_job["TrainingJobStatusCounters"]["NonRetryableError"] == 2
-    assert "hyperparameter 'learning_rate' = '-1'" in tuning_job["FailureReason"]
 
 
 def test_a_failure_in_evaluate_is_caught_after_training_succeeded(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
@@ -126,10 +129,9 @@ def test_a_failure_in_evaluate_is_caught_after_training_succeeded(lifecycle: Lif
         execution, ["PrepareTraining", "ChooseTraining", "Train", "Evaluate", "MarkFailed", "Failed"]
     )
     run = assert_run_failed(lifecycle, execution, "Evaluate", "States.TaskFailed")
-    job = json.loads(run["failure"]["cause"])
-    assert job["ProcessingJobStatus"] == "Failed"
-    assert job["FailureReason"].startswith("ClientError: Failed to download data. No S3 objects found under")
-    assert f"/curated/wine/{wine['dataset_id']}/test/" in job["FailureReason"]
+    cause = run["failure"]["cause"]
+    assert re.fullmatch(r"\S+ Failed: ClientError: Failed to download data\. No S3 objects found under .*", cause)
+    assert f"/curated/wine/{wine['dataset_id']}/test/" in cause
 
 
 def test_a_failure_in_register_is_retried_then_caught(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:

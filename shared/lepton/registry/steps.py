@@ -131,7 +131,9 @@ class MarkFailedFromState(StepModel):
     """MarkFailed as the lifecycle state machine calls it: the state as the Catch left it.
 
     Every Catch puts its error under `failed.<StateName>`, so the step that failed is known; the
-    run and version are whatever the run had reached (`prepared.run.run_id`, `registered.version`)."""
+    run and version are whatever the run had reached (`prepared.run.run_id`, else the `run_id` an
+    API-started execution was given; `registered.version`). A failed SageMaker job's cause is its
+    whole description: the person reading the run wants its FailureReason."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -145,13 +147,42 @@ class MarkFailedFromState(StepModel):
         ((step, error),) = failed.items()
         run = (state.get("prepared") or {}).get("run") or {}
         version = (state.get("registered") or {}).get("version") or {}
+        caught = StepError.model_validate(error)
         return MarkFailedInput(
             project=state["project"],
-            run_id=run.get("run_id"),
+            run_id=run.get("run_id") or state.get("run_id"),
             version=version.get("version"),
             step=step,
-            error=StepError.model_validate(error),
+            error=caught.model_copy(update={"cause": readable_cause(caught.cause)}),
         )
+
+
+def readable_cause(cause: str) -> str:
+    """A SageMaker job description (what a failed `.sync` task reports) becomes its name and
+    FailureReason; any other cause is kept as it is."""
+    try:
+        described = json.loads(cause)
+    except ValueError:
+        return cause
+    if not isinstance(described, dict) or "FailureReason" not in described:
+        return cause
+    name = next(
+        (
+            described[k]
+            for k in ("TrainingJobName", "ProcessingJobName", "HyperParameterTuningJobName")
+            if k in described
+        ),
+        "the job",
+    )
+    status = next(
+        (
+            described[k]
+            for k in ("TrainingJobStatus", "ProcessingJobStatus", "HyperParameterTuningJobStatus")
+            if k in described
+        ),
+        "Failed",
+    )
+    return f"{name} {status}: {described['FailureReason']}"
 
 
 class MarkFailedOutput(StepModel):

@@ -39,7 +39,9 @@ def server_aws(sagemaker_runtime: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     try:
         import requests
 
-        requests.post(f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=120)
+        requests.post(
+            f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=120
+        )
         clients = Aws(
             s3=boto3.client("s3", region_name=REGION, endpoint_url=endpoint),
             sagemaker=boto3.client("sagemaker", region_name=REGION, endpoint_url=endpoint),

@@ -168,3 +168,23 @@ def test_mark_failed_before_the_run_exists_records_nothing(fn: ModuleType, world
         "error": "JobCodeMissing",
     }
     assert world["svc"].get_run(ALICE, "wine", world["run"].run_id).status is RunStatus.PENDING
+
+
+def test_a_failed_jobs_description_becomes_a_readable_cause(fn: ModuleType, world: dict[str, Any]) -> None:
+    description = {
+        "TrainingJobName": "wine-abc",
+        "TrainingJobStatus": "Failed",
+        "FailureReason": "AlgorithmError: Training diverged: the training loss became nan in epoch 3",
+        "HyperParameters": {"learning_rate": "100"},
+    }
+    state = {
+        "project": "wine",
+        "run_id": world["run"].run_id,  # an API-started run: the id is in the input
+        "failed": {"Train": {"Error": "States.TaskFailed", "Cause": json.dumps(description)}},
+    }
+    out = fn.mark_failed({"state": state}, LambdaContext())
+    assert out["run_id"] == world["run"].run_id and out["run_status"] == "FAILED"
+    failure = world["svc"].get_run(ALICE, "wine", world["run"].run_id).failure
+    assert (
+        failure.cause == "wine-abc Failed: AlgorithmError: Training diverged: the training loss became nan in epoch 3"
+    )
