@@ -91,6 +91,26 @@ class IngestWorld:
     def bucket(self) -> str:
         return str(self.lepton.bucket)
 
+    def physical_id(self, logical: str) -> str:
+        """The physical id of a resource, by its logical id anywhere in the stack tree."""
+        found = [r.physical_id for p, r in self.lepton.stack.all_resources() if p.split("/")[-1] == logical]
+        assert len(found) == 1, (logical, found)
+        return str(found[0])
+
+    def role_policies(self) -> list[dict[str, Any]]:
+        """The identity policies of the ingest function's role, as IAM holds them."""
+        iam, lam = self.cloud.client("iam"), self.cloud.client("lambda")
+        role = lam.get_function_configuration(FunctionName=self.function_name)["Role"].rsplit("/", 1)[1]
+        documents = [
+            iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
+        ]
+        for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+            policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+            version = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"])
+            documents.append(version["PolicyVersion"]["Document"])
+        return [json.loads(d) if isinstance(d, str) else d for d in documents]
+
     # -- projects, through the API -------------------------------------------------------------
 
     def create_project(self, name: str, **settings: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ projects train for few epochs so that those executions stay short."""
 from __future__ import annotations
 
 import io
+import json
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -113,7 +114,9 @@ def test_twenty_concurrent_duplicate_deliveries_make_no_second_anything(world, f
 
 def synthetic_rows(count: int, seed: int) -> bytes:
     rng = random.Random(seed)
-    lines = [f"{rng.gauss(0, 1):.6f},{rng.gauss(5, 2):.6f},{rng.choice('abc')},{rng.randrange(2)}" for _ in range(count)]
+    lines = [
+        f"{rng.gauss(0, 1):.6f},{rng.gauss(5, 2):.6f},{rng.choice('abc')},{rng.randrange(2)}" for _ in range(count)
+    ]
     return csv_of("alcohol_proxy,acidity_proxy,kind,target", lines)
 
 
@@ -205,6 +208,49 @@ def test_an_upload_that_drifts_from_the_adopted_contract_is_refused_naming_the_c
     assert world.read("quarantine/wine/renamed column.csv") == drifted
     assert world.versions(key) == [] and world.curated("wine") == curated
     [rejection] = world.rejections("wine")
-    assert rejection["source"]["key"] == key and rejection["report_key"] == "quarantine/wine/renamed column.csv.report.json"
+    assert rejection["source"]["key"] == key
+    assert rejection["report_key"] == "quarantine/wine/renamed column.csv.report.json"
     [event] = world.events_about("DatasetRejected", source_key=key)
     assert event["detail"]["problem_codes"] == ["missing_column", "unexpected_column"]
+
+
+def test_the_functions_role_allows_what_ingest_does_and_no_more(world):
+    """Evaluated with IAM's rules (moto's policy engine) on the deployed role: the local runtime
+    does not enforce a function's role, AWS does."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    policies = [IAMPolicy(json.dumps(document)) for document in world.role_policies()]
+
+    def allowed(action: str, resource: str) -> bool:
+        results = [p.is_action_permitted(action, resource) for p in policies]
+        return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
+
+    bucket = f"arn:aws:s3:::{world.bucket}"
+    upload, curated = f"{bucket}/incoming/wine/wine.csv", f"{bucket}/curated/wine/ds-0123/train/part-00000.parquet"
+    quarantined = f"{bucket}/quarantine/wine/wine.csv.report.json"
+    key = world.cloud.client("kms").describe_key(KeyId=world.physical_id("DataKey"))["KeyMetadata"]["Arn"]
+    region, account = world.cloud.region, world.cloud.account
+    idempotency = f"arn:aws:dynamodb:{region}:{account}:table/{world.physical_id('IdempotencyTable')}"
+    registry = f"arn:aws:dynamodb:{region}:{account}:table/{world.lepton.table}"
+    bus = f"arn:aws:events:{region}:{account}:event-bus/{world.lepton.outputs['EventBusName']}"
+    needed = [
+        *[(a, upload) for a in ("s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject", "s3:DeleteObjectVersion")],
+        *[(a, r) for a in ("s3:PutObject", "s3:GetObject") for r in (curated, quarantined)],
+        ("s3:ListBucket", bucket),
+        ("kms:Decrypt", key),  # reading SSE-KMS objects
+        ("kms:GenerateDataKey", key),  # writing them
+        *[(f"dynamodb:{a}", idempotency) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")],
+        *[(f"dynamodb:{a}", registry) for a in ("GetItem", "PutItem", "UpdateItem", "Query", "ConditionCheckItem")],
+        ("states:StartExecution", world.lepton.state_machine),
+        ("events:PutEvents", bus),
+    ]
+    assert [n for n in needed if not allowed(*n)] == []
+    forbidden = [
+        ("s3:PutObject", upload),  # a write under incoming/ would trigger the function again
+        ("s3:DeleteObject", curated),  # curated datasets are immutable
+        ("s3:DeleteObjectVersion", quarantined),
+        ("s3:PutObject", f"{bucket}/models/wine/model.tar.gz"),
+        ("s3:GetObject", f"{bucket}/models/wine/model.tar.gz"),
+        ("kms:ScheduleKeyDeletion", key),
+    ]
+    assert [f for f in forbidden if allowed(*f)] == []
