@@ -19,6 +19,7 @@ Each step is a bijection of h, so two rows that differ in a single cell never co
 from __future__ import annotations
 
 import hashlib
+import itertools
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -52,6 +53,15 @@ def _float_words(values: pa.Array, out: U64) -> None:
         out[np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = NULL_WORD
 
 
+def _dictionary_words(encoded: pa.DictionaryArray) -> tuple[U64, npt.NDArray[np.int64]]:
+    """The word of each distinct value (the last slot is the empty cell's) and each cell's slot."""
+    dictionary = encoded.dictionary.to_pylist()
+    table = np.array([*(string_word(v) for v in dictionary), NULL_WORD], dtype=np.uint64)
+    indices = encoded.indices
+    slots = indices.fill_null(len(dictionary)) if indices.null_count else indices
+    return table, np.asarray(slots.to_numpy(zero_copy_only=False))
+
+
 def column_words(column: pa.Array | pa.ChunkedArray) -> U64:
     """The 64-bit word of every cell of a float64 or string column, plain, chunked or dictionary-encoded
     (see module doc)."""
@@ -71,10 +81,83 @@ def column_words(column: pa.Array | pa.ChunkedArray) -> U64:
         _float_words(column, words)
         return words
     encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-    dictionary = encoded.dictionary.to_pylist()
-    table = np.array([*(string_word(v) for v in dictionary), NULL_WORD], dtype=np.uint64)
-    indices = np.asarray(encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return table[indices]
+    table, slots = _dictionary_words(encoded)
+    return table[slots]
+
+
+BLOCK_ROWS = 1 << 15
+"""Rows hashed at a time: every column's words and the running hash of a block stay in the CPU's
+cache, instead of one pass over memory per column and operation."""
+
+
+class _Words:
+    """Writes the words of rows [start, stop) of one column into a buffer, without materialising the
+    whole column's words: a view of the numbers (-0.0 patched), or a lookup of each cell's distinct
+    value. A block never spans two chunks of a chunked column (see _blocks)."""
+
+    def __init__(self, column: pa.Array | pa.ChunkedArray) -> None:
+        self.numbers: list[npt.NDArray[np.float64]] = []
+        self.starts: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self.table: U64 | None = None
+        self.slots: npt.NDArray[np.integer] | None = None
+        self.words: U64 | None = None
+        if pa.types.is_floating(column.type) and column.null_count == 0:
+            chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+            self.numbers = [np.asarray(c.to_numpy(zero_copy_only=False), dtype=np.float64) for c in chunks]
+            self.starts = np.cumsum([0, *(len(c) for c in chunks)], dtype=np.int64)[:-1]
+        elif pa.types.is_floating(column.type):
+            self.words = column_words(column)
+        else:
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+            self.table, self.slots = _dictionary_words(encoded)
+
+    def fill(self, start: int, stop: int, out: U64) -> U64:
+        if self.numbers:
+            chunk = int(np.searchsorted(self.starts, start, side="right")) - 1
+            offset = int(self.starts[chunk])
+            np.add(self.numbers[chunk][start - offset : stop - offset], 0.0, out=out.view(np.float64))  # -0.0 -> 0.0
+            return out
+        if self.words is not None:
+            return self.words[start:stop]
+        assert self.table is not None and self.slots is not None
+        return np.take(self.table, self.slots[start:stop], out=out)
+
+
+def _blocks(columns: list[pa.Array | pa.ChunkedArray], count: int) -> list[tuple[int, int]]:
+    """Row ranges of at most BLOCK_ROWS rows, none spanning a chunk boundary of any column."""
+    cuts = {0, count}
+    for column in columns:
+        if isinstance(column, pa.ChunkedArray):
+            cuts.update(np.cumsum([len(c) for c in column.chunks]).tolist())
+    edges = sorted(cuts)
+    return [
+        (start, min(start + BLOCK_ROWS, stop))
+        for low, stop in itertools.pairwise(edges)
+        for start in range(low, stop, BLOCK_ROWS)
+    ]
+
+
+def _hash_rows(sources: list[_Words], start: int, stop: int, out: U64) -> None:
+    n = stop - start
+    h = out[start:stop]
+    h.fill(SEED)
+    word = np.empty(n, dtype=np.uint64)
+    shifted = np.empty(n, dtype=np.uint64)
+    for source in sources:
+        np.bitwise_xor(h, source.fill(start, stop, word), out=h)
+        np.multiply(h, MULTIPLIER, out=h)
+        np.right_shift(h, _S32, out=shifted)
+        np.bitwise_xor(h, shifted, out=h)
+    np.right_shift(h, _S33, out=shifted)
+    np.bitwise_xor(h, shifted, out=h)
+    np.multiply(h, _FMIX1, out=h)
+    np.right_shift(h, _S33, out=shifted)
+    np.bitwise_xor(h, shifted, out=h)
+    np.multiply(h, _FMIX2, out=h)
+    np.right_shift(h, _S33, out=shifted)
+    np.bitwise_xor(h, shifted, out=h)
 
 
 def fmix64(h: U64) -> U64:
@@ -87,15 +170,20 @@ def fmix64(h: U64) -> U64:
 
 
 def row_hashes(columns: list[pa.Array | pa.ChunkedArray], pool: Executor | None = None) -> U64:
-    """The row hash of every row; `columns` in output order (see column_words for what they may be).
-    With a pool, the columns' words are computed on it (numpy releases the GIL) while they are folded in."""
-    h = np.full(len(columns[0]), SEED, dtype=np.uint64)
-    words = pool.map(column_words, columns) if pool is not None else map(column_words, columns)
-    for word in words:
-        h ^= word
-        h *= MULTIPLIER
-        h ^= h >> _S32
-    return fmix64(h)
+    """The row hash of every row; `columns` in output order (float64 or text, plain, chunked or
+    dictionary-encoded). Computed a block of rows at a time, the blocks on the pool when there is
+    one (numpy releases the GIL)."""
+    count = len(columns[0])
+    out = np.empty(count, dtype=np.uint64)
+    sources = list(pool.map(_Words, columns)) if pool is not None else [_Words(c) for c in columns]
+    blocks = _blocks(columns, count)
+    if pool is None:
+        for start, stop in blocks:
+            _hash_rows(sources, start, stop, out)
+    else:
+        for done in [pool.submit(_hash_rows, sources, start, stop, out) for start, stop in blocks]:
+            done.result()
+    return out
 
 
 def _equal_rows(
@@ -106,6 +194,8 @@ def _equal_rows(
     lt, rt = pa.array(left), pa.array(right)
     for column in columns:
         a, b = column.take(lt), column.take(rt)
+        if pa.types.is_dictionary(a.type):  # one dictionary holding each value once: compare the indices
+            a, b = a.indices, b.indices
         equal = pc.equal(a, b).fill_null(False)
         both_null = pc.and_(pc.is_null(a), pc.is_null(b))
         same &= np.asarray(pc.or_(equal, both_null).to_numpy(zero_copy_only=False), dtype=bool)

@@ -131,8 +131,10 @@ class _Cells:
         return self.row_numbers[indices]
 
     def encode(self, name: str) -> pa.DictionaryArray:
+        """A text column dictionary-encoded, each distinct value once in the dictionary."""
         if name not in self.encoded:
-            self.encoded[name] = pc.dictionary_encode(self.arrays[name])
+            array = self.arrays[name]
+            self.encoded[name] = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
         return self.encoded[name]
 
 
@@ -146,12 +148,24 @@ def _null_mask(array: Any) -> Mask:
     return _mask(pc.is_null(array))
 
 
-def _columns(table: pa.Table, names: list[str]) -> dict[str, pa.Array]:
-    """Each column as one contiguous array (numpy views, fast takes), by file column name."""
-    return {
-        name: table.column(i).combine_chunks() if table.column(i).num_chunks else pa.array([], table.column(i).type)
-        for i, name in enumerate(names)
-    }
+def _columns(table: pa.Table, names: list[str]) -> dict[str, Any]:
+    """The columns by file column name. Numbers stay in the reader's chunks (numpy views of each;
+    copying them into one array would touch as much memory again). Text becomes one contiguous array;
+    read dictionary-encoded, with one dictionary for the whole column (the reader's are per block)."""
+    if any(pa.types.is_dictionary(t) for t in table.schema.types):
+        table = table.unify_dictionaries()
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        column = table.column(i)
+        if pa.types.is_floating(column.type):
+            columns[name] = column
+        else:
+            columns[name] = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    return columns
+
+
+def _chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
 
 
 def _read(
@@ -236,23 +250,42 @@ class _Cleaning:
 MAX_MAGNITUDE = 1e100  # sums of squares of up to 1e9 such values stay finite
 
 
-def _huge(column: pa.Array) -> Mask:
+def _huge(column: pa.Array | pa.ChunkedArray) -> Mask:
     """Finite values too large for the statistics (infinities are reported separately)."""
-    if column.null_count == 0:
-        values = column.to_numpy(zero_copy_only=False)
-        if len(values) == 0 or max(values.max(), -values.min()) <= MAX_MAGNITUDE:
-            return np.zeros(len(column), dtype=bool)
-    else:
-        extremes = pc.min_max(column).as_py()
-        if extremes["min"] is None or max(extremes["max"], -extremes["min"]) <= MAX_MAGNITUDE:
-            return np.zeros(len(column), dtype=bool)
+    extremes = pc.min_max(column).as_py()
+    if extremes["min"] is None or max(extremes["max"], -extremes["min"]) <= MAX_MAGNITUDE:
+        return np.zeros(len(column), dtype=bool)
     return _mask(pc.and_(pc.greater(pc.abs(column), MAX_MAGNITUDE), pc.is_finite(column)))
+
+
+def _plain_and_finite(column: pa.Array | pa.ChunkedArray) -> bool:
+    """No empty cell, NaN, infinity or magnitude beyond MAX_MAGNITUDE: a minimum and a maximum per
+    chunk (NaN when any value is) settle the common case."""
+    if column.null_count or len(column) == 0:
+        return False
+    for chunk in _chunks(column):
+        if len(chunk) == 0:
+            continue
+        values = chunk.to_numpy(zero_copy_only=False)
+        low, high = values.min(), values.max()
+        if not (np.isfinite(low) and np.isfinite(high) and max(high, -low) <= MAX_MAGNITUDE):
+            return False
+    return True
+
+
+def _fractional(column: pa.Array | pa.ChunkedArray, plain: bool) -> Mask:
+    """Finite values that are not whole numbers."""
+    if plain:
+        parts = [chunk.to_numpy(zero_copy_only=False) for chunk in _chunks(column)]
+        return np.concatenate([np.floor(v) != v for v in parts]) if parts else np.zeros(0, dtype=bool)
+    return _mask(pc.and_(pc.is_finite(column), pc.not_equal(pc.floor(column), column)))
 
 
 def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log: ProblemLog) -> None:
     name = spec.name
     column = cells.arrays[name]
-    if pc.all(pc.is_finite(column)).as_py() is False:
+    plain = _plain_and_finite(column)
+    if not plain and pc.all(pc.is_finite(column)).as_py() is False:
         nan = pc.is_nan(column)
         if pc.any(nan).as_py():
             column = pc.if_else(nan, pa.scalar(None, pa.float64()), column)  # NaN is an empty cell
@@ -260,7 +293,7 @@ def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log:
         if pc.any(infinite).as_py():
             rows = cells.rows(_mask(infinite))
             log.add_rows("non_finite", f"column {name!r} has {rows.size} infinite value(s)", rows, column=name)
-    magnitude = _huge(column)
+    magnitude = np.zeros(0, dtype=bool) if plain else _huge(column)
     if magnitude.any():
         log.add_rows(
             "out_of_range",
@@ -270,9 +303,12 @@ def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log:
             column=name,
         )
     if spec.minimum is not None or spec.maximum is not None:
-        low = pc.less(column, spec.minimum) if spec.minimum is not None else pa.array([False] * len(column))
-        high = pc.greater(column, spec.maximum) if spec.maximum is not None else pa.array([False] * len(column))
-        outside = _mask(pc.or_(low, high)) & ~_mask(pc.is_inf(column))
+        outside = np.zeros(len(column), dtype=bool)
+        if spec.minimum is not None:
+            outside |= _mask(pc.less(column, spec.minimum))
+        if spec.maximum is not None:
+            outside |= _mask(pc.greater(column, spec.maximum))
+        outside &= ~_mask(pc.is_inf(column))
         if outside.any():
             values = np.asarray(column.to_numpy(zero_copy_only=False))[outside]
             log.add_rows(
@@ -283,8 +319,7 @@ def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log:
                 column=name,
             )
     if name == contract.target and contract.task is Task.CLASSIFICATION:
-        finite = pc.is_finite(column)
-        fractional = _mask(pc.and_(finite, pc.not_equal(pc.floor(column), column)))
+        fractional = _fractional(column, plain)
         if fractional.any():
             values = np.asarray(column.to_numpy(zero_copy_only=False))[fractional]
             log.add_rows(
@@ -324,8 +359,9 @@ def _check_categorical(
             )
         else:
             quoted = pc.if_else(pa.array(formula_values), pc.binary_join_element_wise("'", dictionary, ""), dictionary)
-            cells.arrays[name] = quoted.take(encoded.indices)
-            cells.encoded[name] = pa.DictionaryArray.from_arrays(encoded.indices, quoted)
+            distinct = pc.dictionary_encode(quoted)  # "=x" quoted may equal a "'=x" already there: keep values unique
+            neutralised = pa.DictionaryArray.from_arrays(distinct.indices.take(encoded.indices), distinct.dictionary)
+            cells.arrays[name] = cells.encoded[name] = neutralised
             cleaning.warnings.add_rows(
                 "formula_neutralised",
                 f"column {name!r}: {int(formula.sum())} cell(s) a spreadsheet would execute were prefixed with a "
@@ -381,39 +417,40 @@ def _validate(cells: _Cells, contract: DataContract, log: ProblemLog) -> _Cleani
     return cleaning
 
 
-def _impute(table: pa.Table, cleaning: _Cleaning, cells: _Cells, ordering: Ordering) -> pa.Table:
+def _impute(columns: dict[str, pa.Array], cleaning: _Cleaning, cells: _Cells, ordering: Ordering) -> None:
     """Fill a forbidden empty cell from the training split: median for numbers, most frequent value
-    (smallest on ties) for categories. `table` holds every row in file order."""
+    (smallest on ties) for categories. `columns` hold every row in file order; changed in place."""
     train_rows = pa.array(ordering.order[slice(*ordering.bounds["train"])])
     for name, empty in cleaning.impute.items():
         filled = empty[ordering.order]
         if not filled.any():
             continue
-        index = table.schema.get_field_index(name)
-        column = table.column(index)
-        train = column.take(train_rows).drop_null()
+        column = columns[name]
+        text = pa.types.is_dictionary(column.type)
+        plain = column.dictionary_decode() if text else column
+        train = plain.take(train_rows).drop_null()
         if len(train) == 0:
             continue  # reported as empty_column
-        if pa.types.is_floating(column.type):
+        if pa.types.is_floating(plain.type):
             value: Any = float(np.median(np.asarray(train.to_numpy(), dtype=np.float64)))
         else:
             counts = pc.value_counts(train)
             pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
             value = min(pairs, key=lambda p: (-p[1], p[0]))[0]
-        table = table.set_column(index, name, pc.fill_null(column, value))
+        plain = pc.fill_null(plain, value)
+        columns[name] = pc.dictionary_encode(plain) if text else plain
         cleaning.warnings.add_rows(
             "imputed",
             f"column {name!r}: {int(filled.sum())} empty cell(s) filled with {value!r} from the training split",
             cells.rows_at(ordering.order[filled]),
             column=name,
         )
-    return table
 
 
-def _empty_in_train(table: pa.Table, contract: DataContract, ordering: Ordering, log: ProblemLog) -> None:
+def _empty_in_train(columns: dict[str, pa.Array], contract: DataContract, ordering: Ordering, log: ProblemLog) -> None:
     train = ordering.order[slice(*ordering.bounds["train"])]
     for spec in contract.features:
-        column = table.column(spec.name)
+        column = columns[spec.name]
         if column.null_count and _null_mask(column)[train].all():
             log.add(
                 "empty_column",
@@ -422,55 +459,127 @@ def _empty_in_train(table: pa.Table, contract: DataContract, ordering: Ordering,
             )
 
 
+def _slots(encoded: pa.DictionaryArray) -> npt.NDArray[np.int32]:
+    """Each cell's index into the dictionary; an empty cell gets the extra slot len(dictionary)."""
+    indices = encoded.indices
+    if indices.null_count:
+        indices = indices.fill_null(len(encoded.dictionary))
+    return np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+
+
+def _classes(target: pa.Array, ordering: Ordering) -> list[Any]:
+    """The target's distinct values over the kept rows, sorted ascending (a label's index is its
+    position), as the parquet column holds them (int64 labels for a numeric target)."""
+    everything = ordering.order.size == len(target)  # no row dropped: the kept rows are all rows
+    if pa.types.is_dictionary(target.type):
+        slots = _slots(target)
+        counts = np.bincount(slots if everything else slots[ordering.order], minlength=len(target.dictionary) + 1)
+        return sorted(target.dictionary.filter(pa.array(counts[:-1] > 0)).to_pylist())
+    kept = target if everything else target.take(pa.array(ordering.order))
+    return sorted(int(v) for v in pc.unique(kept.drop_null()).to_pylist())
+
+
+def _text_in_order(column: pa.Array, order: npt.NDArray[np.int64]) -> pa.DictionaryArray:
+    """A text column's kept rows in hash order, dictionary-encoded with exactly the values that occur
+    in them, sorted: the same rows give the same dictionary and indices, whatever the file's order
+    and whatever other rows it held."""
+    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    size = len(encoded.dictionary)
+    taken = _slots(encoded)[order]
+    used = np.flatnonzero(np.bincount(taken, minlength=size + 1)[:size])
+    values = encoded.dictionary.take(pa.array(used))
+    ranks = np.asarray(pc.sort_indices(values), dtype=np.int64)
+    remap = np.full(size + 1, -1, dtype=np.int32)
+    remap[used[ranks]] = np.arange(used.size, dtype=np.int32)
+    indices = remap[taken]
+    empty = indices < 0
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, type=pa.int32(), mask=empty if empty.any() else None), values.take(pa.array(ranks))
+    )
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where each kept row goes: `order` lists the kept rows in hash order; `rank` gives each row of
+    the file its position in that order (-1 for a row not kept)."""
+
+    order: npt.NDArray[np.int64]
+    rank: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, ordering: Ordering, rows: int) -> _Placement:
+        rank = np.full(rows, -1, dtype=np.int64)
+        rank[ordering.order] = np.arange(ordering.order.size, dtype=np.int64)
+        return cls(ordering.order, rank)
+
+
+def _in_order(column: pa.Array | pa.ChunkedArray, placement: _Placement, stored: pa.DataType) -> pa.Array:
+    """A column's kept rows in hash order, in its stored type (text dictionary-encoded). Numbers are
+    scattered chunk by chunk to their places (reading each chunk once, in file order)."""
+    if pa.types.is_dictionary(column.type) or pa.types.is_string(column.type):
+        return _text_in_order(column, placement.order)
+    if column.null_count:
+        taken = column.take(pa.array(placement.order))
+        taken = taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
+        return taken.cast(stored) if taken.type != stored else taken
+    out = np.empty(placement.order.size, dtype=np.float64)
+    everything = placement.order.size == placement.rank.size
+    start = 0
+    for chunk in _chunks(column):
+        values = chunk.to_numpy(zero_copy_only=False)
+        places = placement.rank[start : start + len(values)]
+        if everything:
+            out[places] = values
+        else:
+            kept = places >= 0
+            out[places[kept]] = values[kept]
+        start += len(values)
+    return pa.array(out.astype(np.int64) if pa.types.is_integer(stored) else out, type=stored)
+
+
+def _single(column: pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _serialise(
-    table: pa.Table,
+    columns: dict[str, Any],
     ordering: Ordering,
     contract: DataContract,
+    pool: Executor,
     *,
     project: str,
     dataset_id: str,
     classes: list[Any],
 ) -> tuple[dict[str, int], dict[str, Any], list[CuratedObject]]:
-    """Each split in hash order as parquet parts, and stats.json from the training split. The work runs
-    on a thread pool (pyarrow and numpy release the GIL): the parts of every split and the statistics
-    of each feature proceed in parallel."""
+    """Every kept row in hash order (the splits are consecutive runs of it), written as parquet parts,
+    and stats.json from the training split. On the pool: first each column is put in order, then
+    every part is written and checksummed and every feature profiled, in parallel (pyarrow, numpy and
+    hashlib release the GIL)."""
     rows = {split: ordering.rows(split) for split in SPLITS}
     kinds = contracts.contract_kinds(contract)
-
-    def split_table(split: str, pool: Executor | None = None) -> pa.Table:
-        indices = pa.array(ordering.order[slice(*ordering.bounds[split])])
-        if pool is None:
-            return table.take(indices)
-        columns = list(pool.map(lambda column: column.take(indices), table.columns))  # a column per thread
-        return pa.Table.from_arrays(columns, schema=table.schema)
-
-    def write_split(split: str, data: pa.Table | None = None) -> list[CuratedObject]:
-        data = split_table(split) if data is None else data
-        return [
-            parquet_object(part_key(split, i), data.slice(offset, length))
-            for i, (offset, length) in enumerate(part_slices(data.num_rows))
-        ]
-
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        others = {s: pool.submit(write_split, s) for s in ("validation", "test")}
-        train = split_table("train", pool)
-        train_parts = [
-            pool.submit(parquet_object, part_key("train", i), train.slice(offset, length))
-            for i, (offset, length) in enumerate(part_slices(train.num_rows))
-        ]
-        features = [
-            pool.submit(feature_stats, f.name, kinds[f.name], train.column(f.name).combine_chunks())
-            for f in contract.features
-        ]
-        stats = stats_document(
-            project=project,
-            dataset_id=dataset_id,
-            contract=contract,
-            features=[f.result() for f in features],
-            target=target_stats(contract.task, train.column(contract.target).combine_chunks(), classes),
-            rows=rows,
-        )
-        objects = [p.result() for p in train_parts] + others["validation"].result() + others["test"].result()
+    schema = contracts.stored_schema(contract)
+    placement = _Placement.of(ordering, len(next(iter(columns.values()))))
+    ordered = list(pool.map(lambda f: _in_order(columns[f.name], placement, f.type), schema))
+    table = pa.Table.from_arrays(ordered, schema=schema)
+    parts = []
+    for split in SPLITS:
+        start, _ = ordering.bounds[split]
+        for i, (offset, length) in enumerate(part_slices(ordering.rows(split))):
+            parts.append(pool.submit(parquet_object, part_key(split, i), table.slice(start + offset, length)))
+    train = table.slice(0, ordering.rows("train"))
+    features = [
+        pool.submit(feature_stats, f.name, kinds[f.name], _single(train.column(f.name))) for f in contract.features
+    ]
+    target = target_stats(contract.task, _single(train.column(contract.target)), classes)
+    stats = stats_document(
+        project=project,
+        dataset_id=dataset_id,
+        contract=contract,
+        features=[f.result() for f in features],
+        target=target,
+        rows=rows,
+    )
+    objects = [p.result() for p in parts]
     objects.append(json_object(STATS, stats))
     return rows, stats, objects
 
@@ -479,6 +588,13 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
     """Read, check, clean, split, profile and serialise one upload. `open_upload` returns a fresh binary
     stream each call (the diagnostic path reads the upload a second time). Without a contract one is
     inferred (the caller records it when the upload is accepted)."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return _prepare(open_upload, contract, project, pool)
+
+
+def _prepare(
+    open_upload: Callable[[], BinaryIO], contract: DataContract | None, project: str, pool: Executor
+) -> Prepared | Refused:
     log = ProblemLog()
     clock = _Clock()
     read = _read(open_upload, contract, log)
@@ -499,11 +615,15 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
         return Refused(log.problems, rows_in=rows_in, contract=contract)
 
     specs = contracts.output_order(contract)
-    columns = [cells.arrays[s.name] for s in specs]
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        hashes = row_hashes([cells.encoded.get(s.name, cells.arrays[s.name]) for s in specs], pool)
+    columns = {
+        s.name: cells.encode(s.name) if s.kind is ColumnKind.CATEGORICAL else cells.arrays[s.name] for s in specs
+    }
+    cells.arrays.clear()  # `columns` holds what is still needed
+    cells.encoded.clear()
+    hashes = row_hashes([columns[s.name] for s in specs], pool)
     clock.lap("hash")
-    ordering = order_rows(columns, hashes, np.flatnonzero(~cleaning.drop), contract.split)
+    candidates = np.flatnonzero(~cleaning.drop) if cleaning.drop.any() else np.arange(len(hashes), dtype=np.int64)
+    ordering = order_rows([columns[s.name] for s in specs], hashes, candidates, contract.split)
     clock.lap("order")
     kept = int(ordering.order.size)
     rows_dropped = {}
@@ -527,12 +647,9 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
                 f"no row falls into the {split} split ({kept} usable rows, fractions "
                 f"{contract.split.model_dump()}); upload more rows",
             )
-    schema = contracts.output_schema(contract)
-    arrays = [col.cast(f.type) if col.type != f.type else col for col, f in zip(columns, schema, strict=True)]
-    table = pa.Table.from_arrays(arrays, schema=schema)
     classes: list[Any] = []
     if contract.task is Task.CLASSIFICATION:
-        classes = sorted(pc.unique(table.column(contract.target).take(pa.array(ordering.order))).to_pylist())
+        classes = _classes(columns[contract.target], ordering)
         if len(classes) < 2 and kept:
             log.add(
                 "single_class",
@@ -540,8 +657,8 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
                 column=contract.target,
             )
     if not log:
-        table = _impute(table, cleaning, cells, ordering)
-        _empty_in_train(table, contract, ordering, log)
+        _impute(columns, cleaning, cells, ordering)
+        _empty_in_train(columns, contract, ordering, log)
     clock.lap("clean")
     if log:
         return Refused(log.problems, rows_in=rows_in, contract=contract)
@@ -550,7 +667,7 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
     sha = content_sha256(schema_hash, ordering.hashes)
     dataset_id = dataset_id_for(sha)
     rows, stats, objects = _serialise(
-        table, ordering, contract, project=project, dataset_id=dataset_id, classes=classes
+        columns, ordering, contract, pool, project=project, dataset_id=dataset_id, classes=classes
     )
     clock.lap("split_profile_serialise")
     return Prepared(

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
 STATS = "stats.json"
-PARQUET_COMPRESSION = "snappy"
+PARQUET_COMPRESSION = "none"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 JSON_TYPE = "application/json"
 
@@ -49,13 +49,41 @@ class CuratedObject:
         return len(memoryview(self.body))
 
 
+def _write_parquet(table: pa.Table, sink: pa.NativeFile) -> None:
+    # Text columns arrive dictionary-encoded and are stored with that dictionary; numbers gain little
+    # from one and it costs write time. No column statistics: no reader of curated data filters on
+    # them, and they cost a fifth of the write. No Arrow schema: readers get plain `string` columns.
+    text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+    pq.write_table(
+        table,
+        sink,
+        compression=PARQUET_COMPRESSION,
+        use_dictionary=text or False,
+        write_statistics=False,
+        store_schema=False,
+    )
+
+
+def _capacity(table: pa.Table) -> int:
+    return int(table.nbytes * 1.02) + (1 << 20) + 4096 * table.num_columns
+
+
 def parquet_object(relative_key: str, table: pa.Table) -> CuratedObject:
-    sink = pa.BufferOutputStream()
-    # Dictionary-encode text columns only: numbers gain little from it and it costs write time. No
-    # column statistics: no reader of curated data filters on them, and they cost a fifth of the write.
-    text = [f.name for f in table.schema if pa.types.is_string(f.type)]
-    pq.write_table(table, sink, compression=PARQUET_COMPRESSION, use_dictionary=text or False, write_statistics=False)
-    return CuratedObject.of(relative_key, sink.getvalue(), PARQUET_TYPE)
+    """A parquet part, written into one buffer sized for it up front: a growing buffer would be
+    copied and touched about twice over as it doubles. Uncompressed parquet takes about the table's
+    own size (values, definition levels for its validity bitmaps, dictionary indices of at most four
+    bytes); a part that does not fit (a text column too diverse for its dictionary) is written again
+    into a growing buffer."""
+    buffer = pa.allocate_buffer(_capacity(table))
+    sink = pa.FixedSizeBufferWriter(buffer)
+    try:
+        _write_parquet(table, sink)
+        body = buffer.slice(0, sink.tell())
+    except OSError:  # "Write out of bounds": larger than estimated
+        growing = pa.BufferOutputStream()
+        _write_parquet(table, growing)
+        body = growing.getvalue()
+    return CuratedObject.of(relative_key, body, PARQUET_TYPE)
 
 
 def json_bytes(doc: Any) -> bytes:

@@ -194,3 +194,21 @@ def test_the_prefixed_stream_fills_every_read_from_a_short_reading_source():
     assert stream.read(7) == b"d,01234"  # the rest of the prefix and the source, not a short read
     assert stream.read(-1) == ("56789" + "0123456789" * 9).encode()
     assert stream.read(5) == b""
+
+
+def test_columns_chunked_at_different_rows_hash_like_plain_ones(monkeypatch):
+    from dataprep import hashing
+
+    monkeypatch.setattr(hashing, "BLOCK_ROWS", 3)  # blocks cut by the chunks of both columns and by size
+    rng = np.random.default_rng(5)
+    numbers, other = rng.normal(size=20), rng.normal(size=20)
+    text = [str(v) for v in rng.integers(0, 4, 20)]
+    plain = [pa.array(numbers), pa.array(text), pa.array(other)]
+    chunked = [
+        pa.chunked_array([numbers[:7], numbers[7:8], numbers[8:]]),
+        pa.chunked_array([text[:2], text[2:]]).dictionary_encode(),
+        pa.chunked_array([other[:11], other[11:]]),
+    ]
+    assert list(row_hashes(chunked)) == list(row_hashes(plain))
+    expected = [reference_row_hash(r) for r in zip(numbers, text, other, strict=True)]
+    assert [int(h) for h in row_hashes(plain)] == expected

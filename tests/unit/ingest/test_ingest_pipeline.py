@@ -286,3 +286,42 @@ def test_large_splits_are_stored_in_parts_read_in_name_order(monkeypatch):
     assert [p.num_rows for p in parts] == [50, 50, parted.rows.train - 100]
     assert pa.concat_tables(parts).equals(split_table(whole, "train"))
     assert set(json.loads(bytes(parted.manifest().body))["files"]) >= set(train_keys)
+
+
+def test_text_columns_are_stored_as_plain_strings():
+    """Text is handled dictionary-encoded inside; readers of the parts get `string` columns."""
+    prepared = accepted(csv_of(SMALL_HEADER, small_rows(60)), small_contract())
+    for split in ("train", "validation", "test"):
+        assert split_table(prepared, split).schema.field("colour").type == pa.string()
+
+
+def test_rows_that_are_dropped_leave_no_trace_in_the_stored_bytes():
+    """A dropped row's values (here an empty target and a category no kept row has) do not reach
+    the files: the same kept rows give byte-identical parts."""
+    contract = small_contract(null_policy=NullPolicy.DROP_ROW)
+    rows = small_rows(60)
+    with_dropped = [*rows[:10], "0.125,violet,", *rows[10:]]
+    first = accepted(csv_of(SMALL_HEADER, rows), contract)
+    second = accepted(csv_of(SMALL_HEADER, with_dropped), contract)
+    assert second.rows_dropped == {"missing_value": 1}
+    assert [(o.relative_key, o.sha256) for o in first.objects] == [(o.relative_key, o.sha256) for o in second.objects]
+
+
+def test_a_neutralised_formula_equal_to_a_quoted_cell_is_the_same_value():
+    """'=A1' neutralised is "'=A1"; a row that already held "'=A1" is then identical, hence a duplicate."""
+    rows = small_rows(40)
+    rows[3] = "7.5,=A1,1"
+    rows[4] = "7.5,'=A1,1"
+    prepared = accepted(csv_of(SMALL_HEADER, rows), small_contract(formula_policy="neutralise"))
+    assert prepared.rows_dropped == {"duplicate": 1}
+    assert next(w for w in prepared.warnings if w.code == "duplicate_rows").rows == [5]
+
+
+def test_a_part_larger_than_its_estimate_is_written_all_the_same(monkeypatch):
+    from dataprep import writing
+
+    expected = accepted(wine_bytes())
+    monkeypatch.setattr(writing, "_capacity", lambda table: 64)  # every part overflows its first buffer
+    again = accepted(wine_bytes())
+    assert [(o.relative_key, o.sha256) for o in again.objects] == [(o.relative_key, o.sha256) for o in expected.objects]
+    assert split_table(again, "train").equals(split_table(expected, "train"))
