@@ -85,15 +85,16 @@ def column_words(column: pa.Array | pa.ChunkedArray) -> U64:
     return table[slots]
 
 
-BLOCK_ROWS = 1 << 15
-"""Rows hashed at a time: every column's words and the running hash of a block stay in the CPU's
-cache, instead of one pass over memory per column and operation."""
+BLOCK_ROWS = 1 << 16
+"""Rows hashed at a time: a block's words and running hash stay in the CPU's cache, instead of one
+pass over memory per column and operation, and each numpy call has enough rows to release the GIL
+for most of its time (the blocks of a run are hashed on one worker while another does the next run)."""
 
 
 class _Words:
     """Writes the words of rows [start, stop) of one column into a buffer, without materialising the
-    whole column's words: a view of the numbers (-0.0 patched), or a lookup of each cell's distinct
-    value. A block never spans two chunks of a chunked column (see _blocks)."""
+    whole column's words: the numbers (-0.0 patched) copied from the chunks the rows lie in, or a
+    lookup of each cell's distinct value."""
 
     def __init__(self, column: pa.Array | pa.ChunkedArray) -> None:
         self.numbers: list[npt.NDArray[np.float64]] = []
@@ -102,9 +103,9 @@ class _Words:
         self.slots: npt.NDArray[np.integer] | None = None
         self.words: U64 | None = None
         if pa.types.is_floating(column.type) and column.null_count == 0:
-            chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+            chunks = [c for c in (column.chunks if isinstance(column, pa.ChunkedArray) else [column]) if len(c)]
             self.numbers = [np.asarray(c.to_numpy(zero_copy_only=False), dtype=np.float64) for c in chunks]
-            self.starts = np.cumsum([0, *(len(c) for c in chunks)], dtype=np.int64)[:-1]
+            self.starts = np.cumsum([0, *(len(c) for c in chunks)], dtype=np.int64)
         elif pa.types.is_floating(column.type):
             self.words = column_words(column)
         else:
@@ -115,28 +116,24 @@ class _Words:
 
     def fill(self, start: int, stop: int, out: U64) -> U64:
         if self.numbers:
+            floats = out.view(np.float64)
             chunk = int(np.searchsorted(self.starts, start, side="right")) - 1
-            offset = int(self.starts[chunk])
-            np.add(self.numbers[chunk][start - offset : stop - offset], 0.0, out=out.view(np.float64))  # -0.0 -> 0.0
-            return out
+            while start < stop:
+                offset, end = int(self.starts[chunk]), int(self.starts[chunk + 1])
+                piece = min(stop, end) - start
+                position = floats.size - (stop - start)
+                np.add(
+                    self.numbers[chunk][start - offset : start - offset + piece],
+                    0.0,
+                    out=floats[position : position + piece],
+                )
+                start += piece
+                chunk += 1
+            return out  # + 0.0 turns -0.0 into 0.0
         if self.words is not None:
             return self.words[start:stop]
         assert self.table is not None and self.slots is not None
         return np.take(self.table, self.slots[start:stop], out=out)
-
-
-def _blocks(columns: list[pa.Array | pa.ChunkedArray], count: int) -> list[tuple[int, int]]:
-    """Row ranges of at most BLOCK_ROWS rows, none spanning a chunk boundary of any column."""
-    cuts = {0, count}
-    for column in columns:
-        if isinstance(column, pa.ChunkedArray):
-            cuts.update(np.cumsum([len(c) for c in column.chunks]).tolist())
-    edges = sorted(cuts)
-    return [
-        (start, min(start + BLOCK_ROWS, stop))
-        for low, stop in itertools.pairwise(edges)
-        for start in range(low, stop, BLOCK_ROWS)
-    ]
 
 
 def _hash_rows(sources: list[_Words], start: int, stop: int, out: U64) -> None:
@@ -169,20 +166,24 @@ def fmix64(h: U64) -> U64:
     return h
 
 
-def row_hashes(columns: list[pa.Array | pa.ChunkedArray], pool: Executor | None = None) -> U64:
+def row_hashes(columns: list[pa.Array | pa.ChunkedArray], pool: Executor | None = None, runs: int = 2) -> U64:
     """The row hash of every row; `columns` in output order (float64 or text, plain, chunked or
-    dictionary-encoded). Computed a block of rows at a time, the blocks on the pool when there is
-    one (numpy releases the GIL)."""
+    dictionary-encoded). Computed a block of rows at a time; with a pool, the rows are cut into
+    `runs` contiguous runs hashed in parallel (numpy releases the GIL)."""
     count = len(columns[0])
     out = np.empty(count, dtype=np.uint64)
     sources = list(pool.map(_Words, columns)) if pool is not None else [_Words(c) for c in columns]
-    blocks = _blocks(columns, count)
-    if pool is None:
-        for start, stop in blocks:
-            _hash_rows(sources, start, stop, out)
-    else:
-        for done in [pool.submit(_hash_rows, sources, start, stop, out) for start, stop in blocks]:
-            done.result()
+
+    def hash_run(first: int, last: int) -> None:
+        for start in range(first, last, BLOCK_ROWS):
+            _hash_rows(sources, start, min(start + BLOCK_ROWS, last), out)
+
+    if pool is None or count <= BLOCK_ROWS:
+        hash_run(0, count)
+        return out
+    bounds = np.linspace(0, count, runs + 1).astype(np.int64).tolist()
+    for done in [pool.submit(hash_run, a, b) for a, b in itertools.pairwise(bounds)]:
+        done.result()
     return out
 
 
@@ -256,13 +257,20 @@ def order_rows(
 ) -> Ordering:
     """Sort the candidate rows by hash, drop exact duplicates (verified cell by cell, so a hash
     collision never drops a distinct row) and cut the sorted rows into the splits."""
-    order = candidates[np.argsort(hashes[candidates])]
+    every = candidates.size == hashes.size  # candidates are ascending row indices: here all of them
+
+    def sort(kind: str | None = None) -> npt.NDArray[np.int64]:
+        if every:
+            return np.argsort(hashes, kind=kind)  # type: ignore[arg-type]
+        return candidates[np.argsort(hashes[candidates], kind=kind)]  # type: ignore[arg-type]
+
+    order = sort()
     sorted_hashes = hashes[order]
     repeats = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]) + 1
     duplicates = np.empty(0, dtype=np.int64)
     if repeats.size:
         # equal hashes: sort stably so that the first of identical rows (in file order) is the one kept
-        order = candidates[np.argsort(hashes[candidates], kind="stable")]
+        order = sort("stable")
         dropped = _duplicates(columns, order, sorted_hashes, repeats)
         duplicates = order[dropped]
         keep = np.ones(order.size, dtype=bool)

@@ -48,11 +48,18 @@ def _edges(low: float, high: float) -> tuple[float, float, npt.NDArray[np.float6
 def _bin_counts(values: npt.NDArray[np.float64], low: float, high: float, edges: npt.NDArray[np.float64]) -> Any:
     """How many values fall in each bin, as numpy.histogram counts them: a value on an inner edge
     falls in the bin to its right, the maximum in the last bin."""
-    index = ((values - low) / (high - low) * HISTOGRAM_BINS).astype(np.intp)  # divide first: subnormal ranges
+    scratch = np.subtract(values, low)
+    np.divide(scratch, high - low, out=scratch)  # divide first: subnormal ranges
+    np.multiply(scratch, HISTOGRAM_BINS, out=scratch)
+    index = scratch.astype(np.intp)
     np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
-    # floating-point rounding may put a value next to an edge in the neighbouring bin: correct it as numpy does
-    index -= values < edges[index]
-    index += (values >= edges[index + 1]) & (index != HISTOGRAM_BINS - 1)
+    # floating-point rounding may put a value next to an edge in the neighbouring bin: correct it as numpy
+    # does (an upper edge of +inf for the last bin keeps the maximum in it)
+    flags = np.less(values, np.take(edges[:-1], index, out=scratch))
+    np.subtract(index, flags, out=index)
+    uppers = np.append(edges[1:-1], np.inf)
+    np.greater_equal(values, np.take(uppers, index, out=scratch), out=flags)
+    np.add(index, flags, out=index)
     return np.bincount(index, minlength=HISTOGRAM_BINS)
 
 
@@ -86,17 +93,37 @@ def _moments(values: npt.NDArray[np.float64]) -> tuple[float, float, float, floa
     return low, high, mean, math.sqrt(squares / values.size)
 
 
+def quantiles(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """numpy.quantile(values, QUANTILES) (its default 'linear' method), the same numbers computed from
+    one sort of the values: numpy partitions the array again for each pair of neighbouring ranks."""
+    ordered = np.sort(values)
+    n = ordered.size
+    q = np.asarray(QUANTILES, dtype=np.float64)
+    virtual = (n - 1) * q  # numpy's virtual index for 'linear'
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = following[above] = -1
+    below = virtual < 0
+    previous[below] = following[below] = 0
+    lower, upper = previous.astype(np.intp), following.astype(np.intp)
+    gamma = virtual - lower
+    a, b = ordered[lower], ordered[upper]
+    difference = b - a
+    return np.where(gamma >= 0.5, b - difference * (1 - gamma), a + difference * gamma)
+
+
 def numeric_stats(column: pa.Array) -> dict[str, Any]:
     values = _present(column)
     low, high, mean, std = _moments(values)
-    quantiles = np.quantile(values[:QUANTILE_SAMPLE], QUANTILES)
+    quantile_values = quantiles(values[:QUANTILE_SAMPLE])
     counts, edges = histogram(values, low, high)
     return {
         "mean": mean,
         "std": std,  # population standard deviation (ddof=0)
         "min": low,
         "max": high,
-        "quantiles": {str(q): float(v) for q, v in zip(QUANTILES, quantiles, strict=True)},
+        "quantiles": {str(q): float(v) for q, v in zip(QUANTILES, quantile_values, strict=True)},
         "histogram": {"edges": edges, "counts": counts},
     }
 
