@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -37,11 +38,13 @@ from dataprep.reading import (
 from dataprep.writing import (
     STATS,
     CuratedObject,
+    Put,
     json_object,
     manifest_object,
-    parquet_object,
+    owned,
     part_key,
     part_slices,
+    write_parts,
 )
 from lepton.data.models import (
     ColumnKind,
@@ -61,7 +64,8 @@ WORKERS = min(6, max(2, os.cpu_count() or 2))  # Lambda: 6 vCPUs at 10 GB of mem
 
 @dataclass(frozen=True)
 class Prepared:
-    """An accepted upload, serialised and ready to be written under curated/<project>/<dataset_id>/."""
+    """An accepted upload, cleaned, split and profiled, ready to be written under
+    curated/<project>/<dataset_id>/: `write` serialises it, handing each object to storage as it goes."""
 
     contract: DataContract
     dataset_id: str
@@ -69,19 +73,45 @@ class Prepared:
     schema_hash: str
     rows: SplitRows
     stats: dict[str, Any]
-    objects: list[CuratedObject]  # the parquet parts and stats.json (the writer adds the manifest)
+    parts: list[tuple[str, pa.Table]]  # relative key -> the part's rows in stored order and types
     rows_in: int
     rows_dropped: dict[str, int]
     warnings: list[Problem]
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for logs and the benchmark
 
+    def write(self, put: Put) -> CuratedObject:
+        """Hand every object of the dataset to `put`: the parquet parts (serialised in parallel; a
+        body is a view of a reused buffer, so `put` must be done with it when it returns), stats.json,
+        then manifest.json, which is also returned. Storage in this order leaves a manifest only
+        beside a complete dataset."""
+        started = time.perf_counter()
+        objects = [*write_parts(self.parts, put, WORKERS), self._stats_object()]
+        put(objects[-1])
+        manifest = self._manifest(objects)
+        put(manifest)
+        self.timings["serialise"] = round(time.perf_counter() - started, 4)
+        return manifest
+
+    @cached_property
+    def objects(self) -> list[CuratedObject]:
+        """The parquet parts and stats.json, each with bytes of its own (the manifest lists them)."""
+        copies: dict[str, CuratedObject] = {}
+        write_parts(self.parts, lambda o: copies.__setitem__(o.relative_key, owned(o)), WORKERS)
+        return [*(copies[key] for key, _ in self.parts), self._stats_object()]
+
     def manifest(self) -> CuratedObject:
+        return self._manifest(self.objects)
+
+    def _stats_object(self) -> CuratedObject:
+        return json_object(STATS, self.stats)
+
+    def _manifest(self, objects: list[CuratedObject]) -> CuratedObject:
         return manifest_object(
             dataset_id=self.dataset_id,
             content_sha256=self.content_sha256,
             schema_hash=self.schema_hash,
             rows=self.rows.model_dump(),
-            objects=self.objects,
+            objects=objects,
         )
 
 
@@ -522,7 +552,12 @@ def _in_order(column: pa.Array | pa.ChunkedArray, placement: _Placement, stored:
         taken = column.take(pa.array(placement.order))
         taken = taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
         return taken.cast(stored) if taken.type != stored else taken
-    out = np.empty(placement.order.size, dtype=np.float64)
+    # Written into a buffer from pyarrow's memory pool rather than a new numpy array: numpy advises
+    # transparent huge pages for arrays of 4 MB and more, and where the kernel compacts memory to serve
+    # such faults (defrag=madvise, as on this project's machines) first touching the reordered columns
+    # cost more kernel time than the copy itself (measured with bench/ingest_bench.py).
+    buffer = pa.allocate_buffer(placement.order.size * 8)
+    out = np.frombuffer(buffer, dtype=np.float64)
     everything = placement.order.size == placement.rank.size
     start = 0
     for chunk in _chunks(column):
@@ -534,14 +569,16 @@ def _in_order(column: pa.Array | pa.ChunkedArray, placement: _Placement, stored:
             kept = places >= 0
             out[places[kept]] = values[kept]
         start += len(values)
-    return pa.array(out.astype(np.int64) if pa.types.is_integer(stored) else out, type=stored)
+    if pa.types.is_integer(stored):  # class labels: whole numbers (checked), stored as int64
+        np.copyto(np.frombuffer(buffer, dtype=np.int64), out.copy(), casting="unsafe")
+    return pa.Array.from_buffers(stored, placement.order.size, [None, buffer])
 
 
 def _single(column: pa.ChunkedArray) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
-def _serialise(
+def _split_and_profile(
     columns: dict[str, Any],
     ordering: Ordering,
     contract: DataContract,
@@ -550,22 +587,22 @@ def _serialise(
     project: str,
     dataset_id: str,
     classes: list[Any],
-) -> tuple[dict[str, int], dict[str, Any], list[CuratedObject]]:
-    """Every kept row in hash order (the splits are consecutive runs of it), written as parquet parts,
-    and stats.json from the training split. On the pool: first each column is put in order, then
-    every part is written and checksummed and every feature profiled, in parallel (pyarrow, numpy and
-    hashlib release the GIL)."""
+) -> tuple[dict[str, int], dict[str, Any], list[tuple[str, pa.Table]]]:
+    """Every kept row in hash order (the splits are consecutive runs of it) cut into the parquet
+    parts, and stats.json from the training split. On the pool: first each column is put in order,
+    then every feature is profiled (numpy and pyarrow release the GIL)."""
     rows = {split: ordering.rows(split) for split in SPLITS}
     kinds = contracts.contract_kinds(contract)
     schema = contracts.stored_schema(contract)
     placement = _Placement.of(ordering, len(next(iter(columns.values()))))
     ordered = list(pool.map(lambda f: _in_order(columns[f.name], placement, f.type), schema))
+    columns.clear()  # the file-order columns are no longer needed
     table = pa.Table.from_arrays(ordered, schema=schema)
     parts = []
     for split in SPLITS:
         start, _ = ordering.bounds[split]
         for i, (offset, length) in enumerate(part_slices(ordering.rows(split))):
-            parts.append(pool.submit(parquet_object, part_key(split, i), table.slice(start + offset, length)))
+            parts.append((part_key(split, i), table.slice(start + offset, length)))
     train = table.slice(0, ordering.rows("train"))
     features = [
         pool.submit(feature_stats, f.name, kinds[f.name], _single(train.column(f.name))) for f in contract.features
@@ -579,9 +616,7 @@ def _serialise(
         target=target,
         rows=rows,
     )
-    objects = [p.result() for p in parts]
-    objects.append(json_object(STATS, stats))
-    return rows, stats, objects
+    return rows, stats, parts
 
 
 def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, *, project: str) -> Prepared | Refused:
@@ -666,10 +701,10 @@ def _prepare(
     schema_hash = contracts.schema_hash(contract)
     sha = content_sha256(schema_hash, ordering.hashes)
     dataset_id = dataset_id_for(sha)
-    rows, stats, objects = _serialise(
+    rows, stats, parts = _split_and_profile(
         columns, ordering, contract, pool, project=project, dataset_id=dataset_id, classes=classes
     )
-    clock.lap("split_profile_serialise")
+    clock.lap("split_profile")
     return Prepared(
         contract=contract,
         dataset_id=dataset_id,
@@ -677,7 +712,7 @@ def _prepare(
         schema_hash=schema_hash,
         rows=SplitRows(**rows),
         stats=stats,
-        objects=objects,
+        parts=parts,
         rows_in=rows_in,
         rows_dropped=rows_dropped,
         warnings=cleaning.warnings.problems,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -237,7 +238,7 @@ def test_inference_reads_past_a_misleading_sample(monkeypatch):
 
 def test_timings_cover_every_phase():
     prepared = accepted(wine_bytes())
-    assert set(prepared.timings) == {"read", "validate", "hash", "order", "clean", "split_profile_serialise"}
+    assert set(prepared.timings) == {"read", "validate", "hash", "order", "clean", "split_profile"}
 
 
 def test_nan_and_infinity_are_just_text_in_a_categorical_column():
@@ -325,3 +326,25 @@ def test_a_part_larger_than_its_estimate_is_written_all_the_same(monkeypatch):
     again = accepted(wine_bytes())
     assert [(o.relative_key, o.sha256) for o in again.objects] == [(o.relative_key, o.sha256) for o in expected.objects]
     assert split_table(again, "train").equals(split_table(expected, "train"))
+
+
+def test_writing_hands_every_object_to_storage_with_the_manifest_last(monkeypatch):
+    from dataprep import writing
+
+    monkeypatch.setattr(writing, "PART_ROWS", 40)  # several parts, written two at a time
+    prepared = accepted(wine_bytes())
+    stored: list[tuple[str, bytes]] = []
+
+    def put(obj):
+        body = bytes(memoryview(obj.body))  # a part's body is only valid until put returns
+        assert hashlib.sha256(body).hexdigest() == obj.sha256
+        stored.append((obj.relative_key, body))
+
+    manifest = prepared.write(put)
+    keys = [key for key, _ in stored]
+    assert keys[-2:] == ["stats.json", "manifest.json"]
+    assert sorted(keys[:-2]) == sorted(key for key, _ in prepared.parts) and len(prepared.parts) > 3
+    files = json.loads(bytes(manifest.body))["files"]
+    assert files == {key: hashlib.sha256(body).hexdigest() for key, body in stored[:-1]}
+    assert bytes(manifest.body) == bytes(prepared.manifest().body) == stored[-1][1]
+    assert "serialise" in prepared.timings
