@@ -579,10 +579,6 @@ def _in_order(column: pa.Array | pa.ChunkedArray, placement: _Placement, stored:
     return pa.Array.from_buffers(stored, placement.order.size, [None, buffer])
 
 
-def _single(column: pa.ChunkedArray) -> pa.Array:
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
 def _split_and_profile(
     columns: dict[str, Any],
     ordering: Ordering,
@@ -594,31 +590,37 @@ def _split_and_profile(
     classes: list[Any],
 ) -> tuple[dict[str, int], dict[str, Any], list[tuple[str, pa.Table]]]:
     """Every kept row in hash order (the splits are consecutive runs of it) cut into the parquet
-    parts, and stats.json from the training split. On the pool: first each column is put in order,
-    then every feature is profiled (numpy and pyarrow release the GIL)."""
+    parts, and stats.json from the training split. One task per column on the pool puts the column in
+    order and profiles its training rows while they are still in the CPU's cache (numpy and pyarrow
+    release the GIL)."""
     rows = {split: ordering.rows(split) for split in SPLITS}
+    train_rows = ordering.rows("train")
     kinds = contracts.contract_kinds(contract)
     schema = contracts.stored_schema(contract)
     placement = _Placement.of(ordering, len(next(iter(columns.values()))))
-    ordered = list(pool.map(lambda f: _in_order(columns[f.name], placement, f.type), schema))
+
+    def order_and_profile(stored: pa.Field) -> tuple[pa.Array, dict[str, Any]]:
+        ordered = _in_order(columns[stored.name], placement, stored.type)
+        train = ordered.slice(0, train_rows)
+        if stored.name == contract.target:
+            return ordered, target_stats(contract.task, train, classes)
+        return ordered, feature_stats(stored.name, kinds[stored.name], train)
+
+    done = list(pool.map(order_and_profile, schema))
     columns.clear()  # the file-order columns are no longer needed
-    table = pa.Table.from_arrays(ordered, schema=schema)
+    table = pa.Table.from_arrays([column for column, _ in done], schema=schema)
     parts = []
     for split in SPLITS:
         start, _ = ordering.bounds[split]
         for i, (offset, length) in enumerate(part_slices(ordering.rows(split))):
             parts.append((part_key(split, i), table.slice(start + offset, length)))
-    train = table.slice(0, ordering.rows("train"))
-    features = [
-        pool.submit(feature_stats, f.name, kinds[f.name], _single(train.column(f.name))) for f in contract.features
-    ]
-    target = target_stats(contract.task, _single(train.column(contract.target)), classes)
+    profiles = dict(zip(schema.names, (profile for _, profile in done), strict=True))
     stats = stats_document(
         project=project,
         dataset_id=dataset_id,
         contract=contract,
-        features=[f.result() for f in features],
-        target=target,
+        features=[profiles[f.name] for f in contract.features],
+        target=profiles[contract.target],
         rows=rows,
     )
     return rows, stats, parts
