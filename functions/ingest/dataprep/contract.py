@@ -79,8 +79,14 @@ def infer_contract(names: list[str], kinds: dict[str, ColumnKind], columns: dict
     return DataContract(columns=specs, target=target, task=task, source=ContractSource.INFERRED)
 
 
+TEXT_READ_TYPE = pa.dictionary(pa.int32(), pa.string())
+"""Categorical columns are read dictionary-encoded: checks, hashing, splitting and the parquet writer
+then work on each column's distinct values and small integer indices instead of every string."""
+
+
 def kinds_types(names: list[str], kinds: dict[str, ColumnKind]) -> list[pa.DataType]:
-    return [pa.float64() if kinds[n] is ColumnKind.NUMERIC else pa.string() for n in names]
+    """The types the CSV reader converts each column to: float64 for numbers, dictionary-encoded text."""
+    return [pa.float64() if kinds[n] is ColumnKind.NUMERIC else TEXT_READ_TYPE for n in names]
 
 
 def check_header(names: list[str], contract: DataContract, log: ProblemLog) -> bool:
@@ -125,6 +131,14 @@ def output_schema(contract: DataContract) -> pa.Schema:
         else:
             fields.append(pa.field(spec.name, pa.string(), nullable=spec.nullable))
     return pa.schema(fields)
+
+
+def stored_schema(contract: DataContract) -> pa.Schema:
+    """output_schema as the parts are built in memory: text dictionary-encoded. Parquet stores it as
+    UTF-8 strings either way; the parts are written without an Arrow schema, so readers get `string`."""
+    return pa.schema(
+        [f.with_type(TEXT_READ_TYPE) if pa.types.is_string(f.type) else f for f in output_schema(contract)]
+    )
 
 
 def schema_hash(contract: DataContract) -> str:

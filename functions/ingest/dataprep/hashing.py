@@ -19,6 +19,7 @@ Each step is a bijection of h, so two rows that differ in a single cell never co
 from __future__ import annotations
 
 import hashlib
+import itertools
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -52,6 +53,15 @@ def _float_words(values: pa.Array, out: U64) -> None:
         out[np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = NULL_WORD
 
 
+def _dictionary_words(encoded: pa.DictionaryArray) -> tuple[U64, npt.NDArray[np.int64]]:
+    """The word of each distinct value (the last slot is the empty cell's) and each cell's slot."""
+    dictionary = encoded.dictionary.to_pylist()
+    table = np.array([*(string_word(v) for v in dictionary), NULL_WORD], dtype=np.uint64)
+    indices = encoded.indices
+    slots = indices.fill_null(len(dictionary)) if indices.null_count else indices
+    return table, np.asarray(slots.to_numpy(zero_copy_only=False))
+
+
 def column_words(column: pa.Array | pa.ChunkedArray) -> U64:
     """The 64-bit word of every cell of a float64 or string column, plain, chunked or dictionary-encoded
     (see module doc)."""
@@ -71,10 +81,80 @@ def column_words(column: pa.Array | pa.ChunkedArray) -> U64:
         _float_words(column, words)
         return words
     encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
-    dictionary = encoded.dictionary.to_pylist()
-    table = np.array([*(string_word(v) for v in dictionary), NULL_WORD], dtype=np.uint64)
-    indices = np.asarray(encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return table[indices]
+    table, slots = _dictionary_words(encoded)
+    return table[slots]
+
+
+BLOCK_ROWS = 1 << 16
+"""Rows hashed at a time: a block's words and running hash stay in the CPU's cache, instead of one
+pass over memory per column and operation, and each numpy call has enough rows to release the GIL
+for most of its time (the blocks of a run are hashed on one worker while another does the next run)."""
+
+
+class _Words:
+    """Writes the words of rows [start, stop) of one column into a buffer, without materialising the
+    whole column's words: the numbers (-0.0 patched) copied from the chunks the rows lie in, or a
+    lookup of each cell's distinct value."""
+
+    def __init__(self, column: pa.Array | pa.ChunkedArray) -> None:
+        self.numbers: list[npt.NDArray[np.float64]] = []
+        self.starts: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self.table: U64 | None = None
+        self.slots: npt.NDArray[np.integer] | None = None
+        self.words: U64 | None = None
+        if pa.types.is_floating(column.type) and column.null_count == 0:
+            chunks = [c for c in (column.chunks if isinstance(column, pa.ChunkedArray) else [column]) if len(c)]
+            self.numbers = [np.asarray(c.to_numpy(zero_copy_only=False), dtype=np.float64) for c in chunks]
+            self.starts = np.cumsum([0, *(len(c) for c in chunks)], dtype=np.int64)
+        elif pa.types.is_floating(column.type):
+            self.words = column_words(column)
+        else:
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+            self.table, self.slots = _dictionary_words(encoded)
+
+    def fill(self, start: int, stop: int, out: U64) -> U64:
+        if self.numbers:
+            floats = out.view(np.float64)
+            chunk = int(np.searchsorted(self.starts, start, side="right")) - 1
+            while start < stop:
+                offset, end = int(self.starts[chunk]), int(self.starts[chunk + 1])
+                piece = min(stop, end) - start
+                position = floats.size - (stop - start)
+                np.add(
+                    self.numbers[chunk][start - offset : start - offset + piece],
+                    0.0,
+                    out=floats[position : position + piece],
+                )
+                start += piece
+                chunk += 1
+            return out  # + 0.0 turns -0.0 into 0.0
+        if self.words is not None:
+            return self.words[start:stop]
+        assert self.table is not None and self.slots is not None
+        return np.take(self.table, self.slots[start:stop], out=out)
+
+
+def _hash_rows(sources: list[_Words], start: int, stop: int, out: U64) -> None:
+    n = stop - start
+    h = out[start:stop]
+    h.fill(SEED)
+    word = np.empty(n, dtype=np.uint64)
+    shifted = np.empty(n, dtype=np.uint64)
+    for source in sources:
+        np.bitwise_xor(h, source.fill(start, stop, word), out=h)
+        np.multiply(h, MULTIPLIER, out=h)
+        np.right_shift(h, _S32, out=shifted)
+        np.bitwise_xor(h, shifted, out=h)
+    np.right_shift(h, _S33, out=shifted)
+    np.bitwise_xor(h, shifted, out=h)
+    np.multiply(h, _FMIX1, out=h)
+    np.right_shift(h, _S33, out=shifted)
+    np.bitwise_xor(h, shifted, out=h)
+    np.multiply(h, _FMIX2, out=h)
+    np.right_shift(h, _S33, out=shifted)
+    np.bitwise_xor(h, shifted, out=h)
 
 
 def fmix64(h: U64) -> U64:
@@ -86,16 +166,25 @@ def fmix64(h: U64) -> U64:
     return h
 
 
-def row_hashes(columns: list[pa.Array | pa.ChunkedArray], pool: Executor | None = None) -> U64:
-    """The row hash of every row; `columns` in output order (see column_words for what they may be).
-    With a pool, the columns' words are computed on it (numpy releases the GIL) while they are folded in."""
-    h = np.full(len(columns[0]), SEED, dtype=np.uint64)
-    words = pool.map(column_words, columns) if pool is not None else map(column_words, columns)
-    for word in words:
-        h ^= word
-        h *= MULTIPLIER
-        h ^= h >> _S32
-    return fmix64(h)
+def row_hashes(columns: list[pa.Array | pa.ChunkedArray], pool: Executor | None = None, runs: int = 2) -> U64:
+    """The row hash of every row; `columns` in output order (float64 or text, plain, chunked or
+    dictionary-encoded). Computed a block of rows at a time; with a pool, the rows are cut into
+    `runs` contiguous runs hashed in parallel (numpy releases the GIL)."""
+    count = len(columns[0])
+    out = np.empty(count, dtype=np.uint64)
+    sources = list(pool.map(_Words, columns)) if pool is not None else [_Words(c) for c in columns]
+
+    def hash_run(first: int, last: int) -> None:
+        for start in range(first, last, BLOCK_ROWS):
+            _hash_rows(sources, start, min(start + BLOCK_ROWS, last), out)
+
+    if pool is None or count <= BLOCK_ROWS:
+        hash_run(0, count)
+        return out
+    bounds = np.linspace(0, count, runs + 1).astype(np.int64).tolist()
+    for done in [pool.submit(hash_run, a, b) for a, b in itertools.pairwise(bounds)]:
+        done.result()
+    return out
 
 
 def _equal_rows(
@@ -106,6 +195,8 @@ def _equal_rows(
     lt, rt = pa.array(left), pa.array(right)
     for column in columns:
         a, b = column.take(lt), column.take(rt)
+        if pa.types.is_dictionary(a.type):  # one dictionary holding each value once: compare the indices
+            a, b = a.indices, b.indices
         equal = pc.equal(a, b).fill_null(False)
         both_null = pc.and_(pc.is_null(a), pc.is_null(b))
         same &= np.asarray(pc.or_(equal, both_null).to_numpy(zero_copy_only=False), dtype=bool)
@@ -166,13 +257,20 @@ def order_rows(
 ) -> Ordering:
     """Sort the candidate rows by hash, drop exact duplicates (verified cell by cell, so a hash
     collision never drops a distinct row) and cut the sorted rows into the splits."""
-    order = candidates[np.argsort(hashes[candidates])]
+    every = candidates.size == hashes.size  # candidates are ascending row indices: here all of them
+
+    def sort(kind: str | None = None) -> npt.NDArray[np.int64]:
+        if every:
+            return np.argsort(hashes, kind=kind)  # type: ignore[arg-type]
+        return candidates[np.argsort(hashes[candidates], kind=kind)]  # type: ignore[arg-type]
+
+    order = sort()
     sorted_hashes = hashes[order]
     repeats = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]) + 1
     duplicates = np.empty(0, dtype=np.int64)
     if repeats.size:
         # equal hashes: sort stably so that the first of identical rows (in file order) is the one kept
-        order = candidates[np.argsort(hashes[candidates], kind="stable")]
+        order = sort("stable")
         dropped = _duplicates(columns, order, sorted_hashes, repeats)
         duplicates = order[dropped]
         keep = np.ones(order.size, dtype=bool)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -37,11 +38,13 @@ from dataprep.reading import (
 from dataprep.writing import (
     STATS,
     CuratedObject,
+    Put,
     json_object,
     manifest_object,
-    parquet_object,
+    owned,
     part_key,
     part_slices,
+    write_parts,
 )
 from lepton.data.models import (
     ColumnKind,
@@ -61,7 +64,8 @@ WORKERS = min(6, max(2, os.cpu_count() or 2))  # Lambda: 6 vCPUs at 10 GB of mem
 
 @dataclass(frozen=True)
 class Prepared:
-    """An accepted upload, serialised and ready to be written under curated/<project>/<dataset_id>/."""
+    """An accepted upload, cleaned, split and profiled, ready to be written under
+    curated/<project>/<dataset_id>/: `write` serialises it, handing each object to storage as it goes."""
 
     contract: DataContract
     dataset_id: str
@@ -69,19 +73,45 @@ class Prepared:
     schema_hash: str
     rows: SplitRows
     stats: dict[str, Any]
-    objects: list[CuratedObject]  # the parquet parts and stats.json (the writer adds the manifest)
+    parts: list[tuple[str, pa.Table]]  # relative key -> the part's rows in stored order and types
     rows_in: int
     rows_dropped: dict[str, int]
     warnings: list[Problem]
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for logs and the benchmark
 
+    def write(self, put: Put) -> CuratedObject:
+        """Hand every object of the dataset to `put`: the parquet parts (serialised in parallel; a
+        body is a view of a reused buffer, so `put` must be done with it when it returns), stats.json,
+        then manifest.json, which is also returned. Storage in this order leaves a manifest only
+        beside a complete dataset."""
+        started = time.perf_counter()
+        objects = [*write_parts(self.parts, put, WORKERS), self._stats_object()]
+        put(objects[-1])
+        manifest = self._manifest(objects)
+        put(manifest)
+        self.timings["serialise"] = round(time.perf_counter() - started, 4)
+        return manifest
+
+    @cached_property
+    def objects(self) -> list[CuratedObject]:
+        """The parquet parts and stats.json, each with bytes of its own (the manifest lists them)."""
+        copies: dict[str, CuratedObject] = {}
+        write_parts(self.parts, lambda o: copies.__setitem__(o.relative_key, owned(o)), WORKERS)
+        return [*(copies[key] for key, _ in self.parts), self._stats_object()]
+
     def manifest(self) -> CuratedObject:
+        return self._manifest(self.objects)
+
+    def _stats_object(self) -> CuratedObject:
+        return json_object(STATS, self.stats)
+
+    def _manifest(self, objects: list[CuratedObject]) -> CuratedObject:
         return manifest_object(
             dataset_id=self.dataset_id,
             content_sha256=self.content_sha256,
             schema_hash=self.schema_hash,
             rows=self.rows.model_dump(),
-            objects=self.objects,
+            objects=objects,
         )
 
 
@@ -131,8 +161,10 @@ class _Cells:
         return self.row_numbers[indices]
 
     def encode(self, name: str) -> pa.DictionaryArray:
+        """A text column dictionary-encoded, each distinct value once in the dictionary."""
         if name not in self.encoded:
-            self.encoded[name] = pc.dictionary_encode(self.arrays[name])
+            array = self.arrays[name]
+            self.encoded[name] = array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(array)
         return self.encoded[name]
 
 
@@ -146,12 +178,24 @@ def _null_mask(array: Any) -> Mask:
     return _mask(pc.is_null(array))
 
 
-def _columns(table: pa.Table, names: list[str]) -> dict[str, pa.Array]:
-    """Each column as one contiguous array (numpy views, fast takes), by file column name."""
-    return {
-        name: table.column(i).combine_chunks() if table.column(i).num_chunks else pa.array([], table.column(i).type)
-        for i, name in enumerate(names)
-    }
+def _columns(table: pa.Table, names: list[str]) -> dict[str, Any]:
+    """The columns by file column name. Numbers stay in the reader's chunks (numpy views of each;
+    copying them into one array would touch as much memory again). Text becomes one contiguous array;
+    read dictionary-encoded, with one dictionary for the whole column (the reader's are per block)."""
+    if any(pa.types.is_dictionary(t) for t in table.schema.types):
+        table = table.unify_dictionaries()
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        column = table.column(i)
+        if pa.types.is_floating(column.type):
+            columns[name] = column
+        else:
+            columns[name] = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    return columns
+
+
+def _chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
 
 
 def _read(
@@ -236,23 +280,42 @@ class _Cleaning:
 MAX_MAGNITUDE = 1e100  # sums of squares of up to 1e9 such values stay finite
 
 
-def _huge(column: pa.Array) -> Mask:
+def _huge(column: pa.Array | pa.ChunkedArray) -> Mask:
     """Finite values too large for the statistics (infinities are reported separately)."""
-    if column.null_count == 0:
-        values = column.to_numpy(zero_copy_only=False)
-        if len(values) == 0 or max(values.max(), -values.min()) <= MAX_MAGNITUDE:
-            return np.zeros(len(column), dtype=bool)
-    else:
-        extremes = pc.min_max(column).as_py()
-        if extremes["min"] is None or max(extremes["max"], -extremes["min"]) <= MAX_MAGNITUDE:
-            return np.zeros(len(column), dtype=bool)
+    extremes = pc.min_max(column).as_py()
+    if extremes["min"] is None or max(extremes["max"], -extremes["min"]) <= MAX_MAGNITUDE:
+        return np.zeros(len(column), dtype=bool)
     return _mask(pc.and_(pc.greater(pc.abs(column), MAX_MAGNITUDE), pc.is_finite(column)))
 
 
-def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log: ProblemLog) -> None:
+def _plain_and_finite(column: pa.Array | pa.ChunkedArray) -> bool:
+    """No empty cell, NaN, infinity or magnitude beyond MAX_MAGNITUDE: a minimum and a maximum per
+    chunk (NaN when any value is) settle the common case."""
+    if column.null_count or len(column) == 0:
+        return False
+    for chunk in _chunks(column):
+        if len(chunk) == 0:
+            continue
+        values = chunk.to_numpy(zero_copy_only=False)
+        low, high = values.min(), values.max()
+        if not (np.isfinite(low) and np.isfinite(high) and max(high, -low) <= MAX_MAGNITUDE):
+            return False
+    return True
+
+
+def _fractional(column: pa.Array | pa.ChunkedArray, plain: bool) -> Mask:
+    """Finite values that are not whole numbers."""
+    if plain:
+        parts = [chunk.to_numpy(zero_copy_only=False) for chunk in _chunks(column)]
+        return np.concatenate([np.floor(v) != v for v in parts]) if parts else np.zeros(0, dtype=bool)
+    return _mask(pc.and_(pc.is_finite(column), pc.not_equal(pc.floor(column), column)))
+
+
+def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log: ProblemLog, plain: bool) -> None:
+    """`plain`: _plain_and_finite(the column), which settles most checks."""
     name = spec.name
     column = cells.arrays[name]
-    if pc.all(pc.is_finite(column)).as_py() is False:
+    if not plain and pc.all(pc.is_finite(column)).as_py() is False:
         nan = pc.is_nan(column)
         if pc.any(nan).as_py():
             column = pc.if_else(nan, pa.scalar(None, pa.float64()), column)  # NaN is an empty cell
@@ -260,7 +323,7 @@ def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log:
         if pc.any(infinite).as_py():
             rows = cells.rows(_mask(infinite))
             log.add_rows("non_finite", f"column {name!r} has {rows.size} infinite value(s)", rows, column=name)
-    magnitude = _huge(column)
+    magnitude = np.zeros(0, dtype=bool) if plain else _huge(column)
     if magnitude.any():
         log.add_rows(
             "out_of_range",
@@ -270,9 +333,12 @@ def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log:
             column=name,
         )
     if spec.minimum is not None or spec.maximum is not None:
-        low = pc.less(column, spec.minimum) if spec.minimum is not None else pa.array([False] * len(column))
-        high = pc.greater(column, spec.maximum) if spec.maximum is not None else pa.array([False] * len(column))
-        outside = _mask(pc.or_(low, high)) & ~_mask(pc.is_inf(column))
+        outside = np.zeros(len(column), dtype=bool)
+        if spec.minimum is not None:
+            outside |= _mask(pc.less(column, spec.minimum))
+        if spec.maximum is not None:
+            outside |= _mask(pc.greater(column, spec.maximum))
+        outside &= ~_mask(pc.is_inf(column))
         if outside.any():
             values = np.asarray(column.to_numpy(zero_copy_only=False))[outside]
             log.add_rows(
@@ -283,8 +349,7 @@ def _check_numeric(spec: ColumnSpec, contract: DataContract, cells: _Cells, log:
                 column=name,
             )
     if name == contract.target and contract.task is Task.CLASSIFICATION:
-        finite = pc.is_finite(column)
-        fractional = _mask(pc.and_(finite, pc.not_equal(pc.floor(column), column)))
+        fractional = _fractional(column, plain)
         if fractional.any():
             values = np.asarray(column.to_numpy(zero_copy_only=False))[fractional]
             log.add_rows(
@@ -324,8 +389,9 @@ def _check_categorical(
             )
         else:
             quoted = pc.if_else(pa.array(formula_values), pc.binary_join_element_wise("'", dictionary, ""), dictionary)
-            cells.arrays[name] = quoted.take(encoded.indices)
-            cells.encoded[name] = pa.DictionaryArray.from_arrays(encoded.indices, quoted)
+            distinct = pc.dictionary_encode(quoted)  # "=x" quoted may equal a "'=x" already there: keep values unique
+            neutralised = pa.DictionaryArray.from_arrays(distinct.indices.take(encoded.indices), distinct.dictionary)
+            cells.arrays[name] = cells.encoded[name] = neutralised
             cleaning.warnings.add_rows(
                 "formula_neutralised",
                 f"column {name!r}: {int(formula.sum())} cell(s) a spreadsheet would execute were prefixed with a "
@@ -370,50 +436,56 @@ def _check_nulls(spec: ColumnSpec, contract: DataContract, cells: _Cells, log: P
         cleaning.impute[name] = empty
 
 
-def _validate(cells: _Cells, contract: DataContract, log: ProblemLog) -> _Cleaning:
+def _validate(cells: _Cells, contract: DataContract, log: ProblemLog, pool: Executor) -> _Cleaning:
+    """Every column against its spec, in contract order (so problems are reported in that order). The
+    pass that clears most numeric columns at once (no empty, NaN, infinite or huge value) runs on the
+    pool first."""
+    numeric = [s.name for s in contract.columns if s.kind is ColumnKind.NUMERIC]
+    plain = dict(zip(numeric, pool.map(lambda name: _plain_and_finite(cells.arrays[name]), numeric), strict=True))
     cleaning = _Cleaning(drop=np.zeros(cells.count, dtype=bool))
     for spec in contract.columns:
         if spec.kind is ColumnKind.NUMERIC:
-            _check_numeric(spec, contract, cells, log)
+            _check_numeric(spec, contract, cells, log, plain[spec.name])
         else:
             _check_categorical(spec, contract, cells, log, cleaning)
         _check_nulls(spec, contract, cells, log, cleaning)
     return cleaning
 
 
-def _impute(table: pa.Table, cleaning: _Cleaning, cells: _Cells, ordering: Ordering) -> pa.Table:
+def _impute(columns: dict[str, pa.Array], cleaning: _Cleaning, cells: _Cells, ordering: Ordering) -> None:
     """Fill a forbidden empty cell from the training split: median for numbers, most frequent value
-    (smallest on ties) for categories. `table` holds every row in file order."""
+    (smallest on ties) for categories. `columns` hold every row in file order; changed in place."""
     train_rows = pa.array(ordering.order[slice(*ordering.bounds["train"])])
     for name, empty in cleaning.impute.items():
         filled = empty[ordering.order]
         if not filled.any():
             continue
-        index = table.schema.get_field_index(name)
-        column = table.column(index)
-        train = column.take(train_rows).drop_null()
+        column = columns[name]
+        text = pa.types.is_dictionary(column.type)
+        plain = column.dictionary_decode() if text else column
+        train = plain.take(train_rows).drop_null()
         if len(train) == 0:
             continue  # reported as empty_column
-        if pa.types.is_floating(column.type):
+        if pa.types.is_floating(plain.type):
             value: Any = float(np.median(np.asarray(train.to_numpy(), dtype=np.float64)))
         else:
             counts = pc.value_counts(train)
             pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
             value = min(pairs, key=lambda p: (-p[1], p[0]))[0]
-        table = table.set_column(index, name, pc.fill_null(column, value))
+        plain = pc.fill_null(plain, value)
+        columns[name] = pc.dictionary_encode(plain) if text else plain
         cleaning.warnings.add_rows(
             "imputed",
             f"column {name!r}: {int(filled.sum())} empty cell(s) filled with {value!r} from the training split",
             cells.rows_at(ordering.order[filled]),
             column=name,
         )
-    return table
 
 
-def _empty_in_train(table: pa.Table, contract: DataContract, ordering: Ordering, log: ProblemLog) -> None:
+def _empty_in_train(columns: dict[str, pa.Array], contract: DataContract, ordering: Ordering, log: ProblemLog) -> None:
     train = ordering.order[slice(*ordering.bounds["train"])]
     for spec in contract.features:
-        column = table.column(spec.name)
+        column = columns[spec.name]
         if column.null_count and _null_mask(column)[train].all():
             log.add(
                 "empty_column",
@@ -422,63 +494,149 @@ def _empty_in_train(table: pa.Table, contract: DataContract, ordering: Ordering,
             )
 
 
-def _serialise(
-    table: pa.Table,
+def _slots(encoded: pa.DictionaryArray) -> npt.NDArray[np.int32]:
+    """Each cell's index into the dictionary; an empty cell gets the extra slot len(dictionary)."""
+    indices = encoded.indices
+    if indices.null_count:
+        indices = indices.fill_null(len(encoded.dictionary))
+    return np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+
+
+def _classes(target: pa.Array, ordering: Ordering) -> list[Any]:
+    """The target's distinct values over the kept rows, sorted ascending (a label's index is its
+    position), as the parquet column holds them (int64 labels for a numeric target)."""
+    everything = ordering.order.size == len(target)  # no row dropped: the kept rows are all rows
+    if pa.types.is_dictionary(target.type):
+        slots = _slots(target)
+        counts = np.bincount(slots if everything else slots[ordering.order], minlength=len(target.dictionary) + 1)
+        return sorted(target.dictionary.filter(pa.array(counts[:-1] > 0)).to_pylist())
+    kept = target if everything else target.take(pa.array(ordering.order))
+    return sorted(int(v) for v in pc.unique(kept.drop_null()).to_pylist())
+
+
+def _text_in_order(column: pa.Array, order: npt.NDArray[np.int64]) -> pa.DictionaryArray:
+    """A text column's kept rows in hash order, dictionary-encoded with exactly the values that occur
+    in them, sorted: the same rows give the same dictionary and indices, whatever the file's order
+    and whatever other rows it held."""
+    encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+    size = len(encoded.dictionary)
+    taken = _slots(encoded)[order]
+    used = np.flatnonzero(np.bincount(taken, minlength=size + 1)[:size])
+    values = encoded.dictionary.take(pa.array(used))
+    ranks = np.asarray(pc.sort_indices(values), dtype=np.int64)
+    remap = np.full(size + 1, -1, dtype=np.int32)
+    remap[used[ranks]] = np.arange(used.size, dtype=np.int32)
+    indices = remap[taken]
+    empty = indices < 0
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, type=pa.int32(), mask=empty if empty.any() else None), values.take(pa.array(ranks))
+    )
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where each kept row goes: `order` lists the kept rows in hash order; `rank` gives each row of
+    the file its position in that order (-1 for a row not kept)."""
+
+    order: npt.NDArray[np.int64]
+    rank: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, ordering: Ordering, rows: int) -> _Placement:
+        rank = np.full(rows, -1, dtype=np.int64)
+        rank[ordering.order] = np.arange(ordering.order.size, dtype=np.int64)
+        return cls(ordering.order, rank)
+
+
+def _in_order(column: pa.Array | pa.ChunkedArray, placement: _Placement, stored: pa.DataType) -> pa.Array:
+    """A column's kept rows in hash order, in its stored type (text dictionary-encoded). Numbers are
+    scattered chunk by chunk to their places (reading each chunk once, in file order)."""
+    if pa.types.is_dictionary(column.type) or pa.types.is_string(column.type):
+        return _text_in_order(column, placement.order)
+    if column.null_count:
+        taken = column.take(pa.array(placement.order))
+        taken = taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
+        return taken.cast(stored) if taken.type != stored else taken
+    # Written into a buffer from pyarrow's memory pool rather than a new numpy array: numpy advises
+    # transparent huge pages for arrays of 4 MB and more, and where the kernel compacts memory to serve
+    # such faults (defrag=madvise, as on this project's machines) first touching the reordered columns
+    # cost more kernel time than the copy itself (measured with bench/ingest_bench.py).
+    buffer = pa.allocate_buffer(placement.order.size * 8)
+    out = np.frombuffer(buffer, dtype=np.float64)
+    everything = placement.order.size == placement.rank.size
+    start = 0
+    for chunk in _chunks(column):
+        values = chunk.to_numpy(zero_copy_only=False)
+        places = placement.rank[start : start + len(values)]
+        if everything:
+            out[places] = values
+        else:
+            kept = places >= 0
+            out[places[kept]] = values[kept]
+        start += len(values)
+    if pa.types.is_integer(stored):  # class labels: whole numbers (checked), stored as int64
+        np.copyto(np.frombuffer(buffer, dtype=np.int64), out.copy(), casting="unsafe")
+    return pa.Array.from_buffers(stored, placement.order.size, [None, buffer])
+
+
+def _split_and_profile(
+    columns: dict[str, Any],
     ordering: Ordering,
     contract: DataContract,
+    pool: Executor,
     *,
     project: str,
     dataset_id: str,
     classes: list[Any],
-) -> tuple[dict[str, int], dict[str, Any], list[CuratedObject]]:
-    """Each split in hash order as parquet parts, and stats.json from the training split. The work runs
-    on a thread pool (pyarrow and numpy release the GIL): the parts of every split and the statistics
-    of each feature proceed in parallel."""
+) -> tuple[dict[str, int], dict[str, Any], list[tuple[str, pa.Table]]]:
+    """Every kept row in hash order (the splits are consecutive runs of it) cut into the parquet
+    parts, and stats.json from the training split. One task per column on the pool puts the column in
+    order and profiles its training rows while they are still in the CPU's cache (numpy and pyarrow
+    release the GIL)."""
     rows = {split: ordering.rows(split) for split in SPLITS}
+    train_rows = ordering.rows("train")
     kinds = contracts.contract_kinds(contract)
+    schema = contracts.stored_schema(contract)
+    placement = _Placement.of(ordering, len(next(iter(columns.values()))))
 
-    def split_table(split: str, pool: Executor | None = None) -> pa.Table:
-        indices = pa.array(ordering.order[slice(*ordering.bounds[split])])
-        if pool is None:
-            return table.take(indices)
-        columns = list(pool.map(lambda column: column.take(indices), table.columns))  # a column per thread
-        return pa.Table.from_arrays(columns, schema=table.schema)
+    def order_and_profile(stored: pa.Field) -> tuple[pa.Array, dict[str, Any]]:
+        ordered = _in_order(columns[stored.name], placement, stored.type)
+        train = ordered.slice(0, train_rows)
+        if stored.name == contract.target:
+            return ordered, target_stats(contract.task, train, classes)
+        return ordered, feature_stats(stored.name, kinds[stored.name], train)
 
-    def write_split(split: str, data: pa.Table | None = None) -> list[CuratedObject]:
-        data = split_table(split) if data is None else data
-        return [
-            parquet_object(part_key(split, i), data.slice(offset, length))
-            for i, (offset, length) in enumerate(part_slices(data.num_rows))
-        ]
-
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        others = {s: pool.submit(write_split, s) for s in ("validation", "test")}
-        train = split_table("train", pool)
-        train_parts = [
-            pool.submit(parquet_object, part_key("train", i), train.slice(offset, length))
-            for i, (offset, length) in enumerate(part_slices(train.num_rows))
-        ]
-        features = [
-            pool.submit(feature_stats, f.name, kinds[f.name], train.column(f.name).combine_chunks())
-            for f in contract.features
-        ]
-        stats = stats_document(
-            project=project,
-            dataset_id=dataset_id,
-            contract=contract,
-            features=[f.result() for f in features],
-            target=target_stats(contract.task, train.column(contract.target).combine_chunks(), classes),
-            rows=rows,
-        )
-        objects = [p.result() for p in train_parts] + others["validation"].result() + others["test"].result()
-    objects.append(json_object(STATS, stats))
-    return rows, stats, objects
+    done = list(pool.map(order_and_profile, schema))
+    columns.clear()  # the file-order columns are no longer needed
+    table = pa.Table.from_arrays([column for column, _ in done], schema=schema)
+    parts = []
+    for split in SPLITS:
+        start, _ = ordering.bounds[split]
+        for i, (offset, length) in enumerate(part_slices(ordering.rows(split))):
+            parts.append((part_key(split, i), table.slice(start + offset, length)))
+    profiles = dict(zip(schema.names, (profile for _, profile in done), strict=True))
+    stats = stats_document(
+        project=project,
+        dataset_id=dataset_id,
+        contract=contract,
+        features=[profiles[f.name] for f in contract.features],
+        target=profiles[contract.target],
+        rows=rows,
+    )
+    return rows, stats, parts
 
 
 def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, *, project: str) -> Prepared | Refused:
     """Read, check, clean, split, profile and serialise one upload. `open_upload` returns a fresh binary
     stream each call (the diagnostic path reads the upload a second time). Without a contract one is
     inferred (the caller records it when the upload is accepted)."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return _prepare(open_upload, contract, project, pool)
+
+
+def _prepare(
+    open_upload: Callable[[], BinaryIO], contract: DataContract | None, project: str, pool: Executor
+) -> Prepared | Refused:
     log = ProblemLog()
     clock = _Clock()
     read = _read(open_upload, contract, log)
@@ -493,17 +651,21 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
     _coerce(cells, kinds, log)
     if contract is None:
         contract = contracts.infer_contract(cells.names, kinds, cells.arrays)
-    cleaning = _validate(cells, contract, log)
+    cleaning = _validate(cells, contract, log, pool)
     clock.lap("validate")
     if log:
         return Refused(log.problems, rows_in=rows_in, contract=contract)
 
     specs = contracts.output_order(contract)
-    columns = [cells.arrays[s.name] for s in specs]
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        hashes = row_hashes([cells.encoded.get(s.name, cells.arrays[s.name]) for s in specs], pool)
+    columns = {
+        s.name: cells.encode(s.name) if s.kind is ColumnKind.CATEGORICAL else cells.arrays[s.name] for s in specs
+    }
+    cells.arrays.clear()  # `columns` holds what is still needed
+    cells.encoded.clear()
+    hashes = row_hashes([columns[s.name] for s in specs], pool)
     clock.lap("hash")
-    ordering = order_rows(columns, hashes, np.flatnonzero(~cleaning.drop), contract.split)
+    candidates = np.flatnonzero(~cleaning.drop) if cleaning.drop.any() else np.arange(len(hashes), dtype=np.int64)
+    ordering = order_rows([columns[s.name] for s in specs], hashes, candidates, contract.split)
     clock.lap("order")
     kept = int(ordering.order.size)
     rows_dropped = {}
@@ -527,12 +689,9 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
                 f"no row falls into the {split} split ({kept} usable rows, fractions "
                 f"{contract.split.model_dump()}); upload more rows",
             )
-    schema = contracts.output_schema(contract)
-    arrays = [col.cast(f.type) if col.type != f.type else col for col, f in zip(columns, schema, strict=True)]
-    table = pa.Table.from_arrays(arrays, schema=schema)
     classes: list[Any] = []
     if contract.task is Task.CLASSIFICATION:
-        classes = sorted(pc.unique(table.column(contract.target).take(pa.array(ordering.order))).to_pylist())
+        classes = _classes(columns[contract.target], ordering)
         if len(classes) < 2 and kept:
             log.add(
                 "single_class",
@@ -540,8 +699,8 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
                 column=contract.target,
             )
     if not log:
-        table = _impute(table, cleaning, cells, ordering)
-        _empty_in_train(table, contract, ordering, log)
+        _impute(columns, cleaning, cells, ordering)
+        _empty_in_train(columns, contract, ordering, log)
     clock.lap("clean")
     if log:
         return Refused(log.problems, rows_in=rows_in, contract=contract)
@@ -549,10 +708,10 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
     schema_hash = contracts.schema_hash(contract)
     sha = content_sha256(schema_hash, ordering.hashes)
     dataset_id = dataset_id_for(sha)
-    rows, stats, objects = _serialise(
-        table, ordering, contract, project=project, dataset_id=dataset_id, classes=classes
+    rows, stats, parts = _split_and_profile(
+        columns, ordering, contract, pool, project=project, dataset_id=dataset_id, classes=classes
     )
-    clock.lap("split_profile_serialise")
+    clock.lap("split_profile")
     return Prepared(
         contract=contract,
         dataset_id=dataset_id,
@@ -560,7 +719,7 @@ def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, 
         schema_hash=schema_hash,
         rows=SplitRows(**rows),
         stats=stats,
-        objects=objects,
+        parts=parts,
         rows_in=rows_in,
         rows_dropped=rows_dropped,
         warnings=cleaning.warnings.problems,

@@ -28,46 +28,116 @@ QUANTILE_SAMPLE = 1 << 17
 SPLIT_METHOD = "row-hash64"
 
 
-def histogram(values: npt.NDArray[np.float64], low: float, high: float) -> tuple[list[int], list[float]]:
-    """numpy.histogram(values, bins=HISTOGRAM_BINS) given the values' min and max, in fewer passes:
-    the same edges and the same counts (a value on an inner edge falls in the bin to its right, the
-    maximum in the last bin; a constant column gets the range [v - 0.5, v + 0.5]). Where numpy
-    gives up (a range too narrow for distinct edges at that magnitude) the range is widened instead."""
+STATS_BLOCK = 1 << 16
+"""Values profiled at a time: a block and its temporaries stay in the CPU's cache, so each feature is
+read from memory twice (extremes and sum, then deviations and histogram) instead of once per step."""
+
+
+def _edges(low: float, high: float) -> tuple[float, float, npt.NDArray[np.float64]]:
+    """numpy.histogram's range and edges for values in [low, high] (a constant gets [v - 0.5, v + 0.5]).
+    Where numpy gives up (a range too narrow for distinct edges at that magnitude) it is widened."""
     if high == low:
         low, high = low - 0.5, high + 0.5
     if not np.all(np.diff(np.linspace(low, high, HISTOGRAM_BINS + 1)) > 0):
         # a range too narrow for 10 distinct float edges (numpy raises here): widen it around its middle
         middle, half = (low + high) / 2, float(np.spacing(max(abs(low), abs(high)))) * HISTOGRAM_BINS
         low, high = middle - half, middle + half
-    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
-    index = ((values - low) / (high - low) * HISTOGRAM_BINS).astype(np.intp)  # divide first: subnormal ranges
+    return low, high, np.linspace(low, high, HISTOGRAM_BINS + 1)
+
+
+def _bin_counts(values: npt.NDArray[np.float64], low: float, high: float, edges: npt.NDArray[np.float64]) -> Any:
+    """How many values fall in each bin, as numpy.histogram counts them: a value on an inner edge
+    falls in the bin to its right, the maximum in the last bin."""
+    scratch = np.subtract(values, low)
+    np.divide(scratch, high - low, out=scratch)  # divide first: subnormal ranges
+    np.multiply(scratch, HISTOGRAM_BINS, out=scratch)
+    index = scratch.astype(np.intp)
     np.clip(index, 0, HISTOGRAM_BINS - 1, out=index)
-    # floating-point rounding may put a value next to an edge in the neighbouring bin: correct it as numpy does
-    index -= values < edges[index]
-    index += (values >= edges[index + 1]) & (index != HISTOGRAM_BINS - 1)
-    counts = np.bincount(index, minlength=HISTOGRAM_BINS)
+    # floating-point rounding may put a value next to an edge in the neighbouring bin: correct it as numpy
+    # does (an upper edge of +inf for the last bin keeps the maximum in it)
+    flags = np.less(values, np.take(edges[:-1], index, out=scratch))
+    np.subtract(index, flags, out=index)
+    uppers = np.append(edges[1:-1], np.inf)
+    np.greater_equal(values, np.take(uppers, index, out=scratch), out=flags)
+    np.add(index, flags, out=index)
+    return np.bincount(index, minlength=HISTOGRAM_BINS)
+
+
+def histogram(values: npt.NDArray[np.float64], low: float, high: float) -> tuple[list[int], list[float]]:
+    """numpy.histogram(values, bins=HISTOGRAM_BINS) given the values' min and max: the same edges and
+    the same counts, computed a block at a time."""
+    low, high, edges = _edges(low, high)
+    counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+    for start in range(0, len(values), STATS_BLOCK):
+        counts += _bin_counts(values[start : start + STATS_BLOCK], low, high, edges)
     return [int(c) for c in counts], [float(e) for e in edges]
 
 
-def numeric_stats(column: pa.Array) -> dict[str, Any]:
-    values = np.asarray(column.drop_null().to_numpy(zero_copy_only=False), dtype=np.float64)
+def _present(column: pa.Array) -> npt.NDArray[np.float64]:
+    """The non-empty values (a view when there is no empty cell)."""
+    if column.null_count:
+        column = column.drop_null()
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _moments(values: npt.NDArray[np.float64]) -> tuple[float, float, float, float]:
+    """min, max, mean and population standard deviation (two-pass: the mean, then the deviations)."""
     low, high = float(values.min()), float(values.max())
-    quantiles = np.quantile(values[:QUANTILE_SAMPLE], QUANTILES)
+    mean = float(values.sum() / values.size)
+    squares = 0.0
+    scratch = np.empty(min(STATS_BLOCK, values.size), dtype=np.float64)
+    for start in range(0, values.size, STATS_BLOCK):
+        block = values[start : start + STATS_BLOCK]
+        deviations = np.subtract(block, mean, out=scratch[: block.size])
+        squares += float(np.square(deviations, out=deviations).sum())  # not np.dot: BLAS would wake its threads
+    return low, high, mean, math.sqrt(squares / values.size)
+
+
+def quantiles(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """numpy.quantile(values, QUANTILES) (its default 'linear' method), the same numbers computed from
+    one sort of the values: numpy partitions the array again for each pair of neighbouring ranks."""
+    ordered = np.sort(values)
+    n = ordered.size
+    q = np.asarray(QUANTILES, dtype=np.float64)
+    virtual = (n - 1) * q  # numpy's virtual index for 'linear'
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = following[above] = -1
+    below = virtual < 0
+    previous[below] = following[below] = 0
+    lower, upper = previous.astype(np.intp), following.astype(np.intp)
+    gamma = virtual - lower
+    a, b = ordered[lower], ordered[upper]
+    difference = b - a
+    return np.where(gamma >= 0.5, b - difference * (1 - gamma), a + difference * gamma)
+
+
+def numeric_stats(column: pa.Array) -> dict[str, Any]:
+    values = _present(column)
+    low, high, mean, std = _moments(values)
+    quantile_values = quantiles(values[:QUANTILE_SAMPLE])
     counts, edges = histogram(values, low, high)
     return {
-        "mean": float(values.mean()),
-        "std": float(values.std()),  # population standard deviation (ddof=0)
+        "mean": mean,
+        "std": std,  # population standard deviation (ddof=0)
         "min": low,
         "max": high,
-        "quantiles": {str(q): float(v) for q, v in zip(QUANTILES, quantiles, strict=True)},
+        "quantiles": {str(q): float(v) for q, v in zip(QUANTILES, quantile_values, strict=True)},
         "histogram": {"edges": edges, "counts": counts},
     }
 
 
 def category_frequencies(column: pa.Array) -> dict[str, float]:
-    counts = pc.value_counts(column.drop_null())
-    total = sum(counts.field("counts").to_pylist())
-    pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    """Relative frequency of each non-empty value, keys sorted."""
+    if pa.types.is_dictionary(column.type):
+        indices = column.indices.drop_null() if column.indices.null_count else column.indices
+        found = np.bincount(indices.to_numpy(zero_copy_only=False), minlength=len(column.dictionary))
+        pairs = [(v, int(c)) for v, c in zip(column.dictionary.to_pylist(), found.tolist(), strict=True) if c]
+    else:
+        counts = pc.value_counts(column.drop_null())
+        pairs = list(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+    total = sum(count for _, count in pairs)
     return {str(value): count / total for value, count in sorted(pairs)}
 
 
@@ -82,16 +152,15 @@ def feature_stats(name: str, kind: ColumnKind, column: pa.Array) -> dict[str, An
 
 def target_stats(task: Task, train_target: pa.Array, classes: list[Any]) -> dict[str, Any]:
     if task is Task.REGRESSION:
-        values = np.asarray(train_target.to_numpy(zero_copy_only=False), dtype=np.float64)
-        return {
-            "kind": "numeric",
-            "mean": float(values.mean()),
-            "std": float(values.std()),
-            "min": float(values.min()),
-            "max": float(values.max()),
-        }
-    counts = pc.value_counts(train_target)
-    found = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+        low, high, mean, std = _moments(_present(train_target))
+        return {"kind": "numeric", "mean": mean, "std": std, "min": low, "max": high}
+    if pa.types.is_dictionary(train_target.type):
+        indices = train_target.indices.to_numpy(zero_copy_only=False)
+        counts = np.bincount(indices, minlength=len(train_target.dictionary))
+        found = dict(zip(train_target.dictionary.to_pylist(), counts.tolist(), strict=True))
+    else:
+        tally = pc.value_counts(train_target)
+        found = dict(zip(tally.field("values").to_pylist(), tally.field("counts").to_pylist(), strict=True))
     return {"kind": "categorical", "classes": classes, "counts": {str(c): int(found.get(c, 0)) for c in classes}}
 
 

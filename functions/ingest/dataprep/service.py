@@ -248,11 +248,10 @@ class IngestService:
         if existing is not None and existing.get("content_sha256") == prepared.content_sha256:
             logger.info("curated dataset already in place", extra={"prefix": prefix})
         else:
-            for obj in prepared.objects:
-                self._store.put(prefix + obj.relative_key, obj.body, content_type=obj.content_type, sha256=obj.sha256)
-            manifest = prepared.manifest()
-            self._store.put(
-                prefix + MANIFEST, manifest.body, content_type=manifest.content_type, sha256=manifest.sha256
+            prepared.write(
+                lambda obj: self._store.put(
+                    prefix + obj.relative_key, obj.body, content_type=obj.content_type, sha256=obj.sha256
+                )
             )
 
         parent = self._registry.latest_dataset(project)

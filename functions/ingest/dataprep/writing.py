@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +15,7 @@ import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
 STATS = "stats.json"
-PARQUET_COMPRESSION = "snappy"
+PARQUET_COMPRESSION = "none"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 JSON_TYPE = "application/json"
 
@@ -49,13 +52,67 @@ class CuratedObject:
         return len(memoryview(self.body))
 
 
-def parquet_object(relative_key: str, table: pa.Table) -> CuratedObject:
-    sink = pa.BufferOutputStream()
-    # Dictionary-encode text columns only: numbers gain little from it and it costs write time. No
-    # column statistics: no reader of curated data filters on them, and they cost a fifth of the write.
-    text = [f.name for f in table.schema if pa.types.is_string(f.type)]
-    pq.write_table(table, sink, compression=PARQUET_COMPRESSION, use_dictionary=text or False, write_statistics=False)
-    return CuratedObject.of(relative_key, sink.getvalue(), PARQUET_TYPE)
+def _write_parquet(table: pa.Table, sink: pa.NativeFile) -> None:
+    # Text columns arrive dictionary-encoded and are stored with that dictionary; numbers gain little
+    # from one and it costs write time. No column statistics: no reader of curated data filters on
+    # them, and they cost a fifth of the write. No Arrow schema: readers get plain `string` columns.
+    text = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+    pq.write_table(
+        table,
+        sink,
+        compression=PARQUET_COMPRESSION,
+        use_dictionary=text or False,
+        write_statistics=False,
+        store_schema=False,
+    )
+
+
+def _capacity(table: pa.Table) -> int:
+    return int(table.nbytes * 1.02) + (1 << 20) + 4096 * table.num_columns
+
+
+Put = Callable[[CuratedObject], None]
+"""Stores one object. Its body may be a view of a buffer that is reused once `put` returns."""
+
+
+def write_parts(parts: list[tuple[str, pa.Table]], put: Put, workers: int = 2) -> list[CuratedObject]:
+    """Write each (relative key, table) as a parquet part and hand it to `put`, `workers` at a time;
+    returns the objects in the order given (their bodies must not be read after `put` returned).
+
+    Each worker writes into one buffer of its own, sized up front and reused from part to part:
+    uncompressed parquet takes about the table's own size (values, definition levels for its validity
+    bitmaps, dictionary indices of at most four bytes), and a growing buffer would be copied and
+    touched about twice over as it doubles. A part that does not fit (a text column too diverse for
+    its dictionary) is written again into a growing buffer."""
+    local = threading.local()
+
+    def write(item: tuple[str, pa.Table]) -> CuratedObject:
+        key, table = item
+        capacity = _capacity(table)
+        buffer = getattr(local, "buffer", None)
+        if buffer is None or buffer.size < capacity:
+            buffer = local.buffer = pa.allocate_buffer(capacity)
+        sink = pa.FixedSizeBufferWriter(buffer)
+        try:
+            _write_parquet(table, sink)
+            body = buffer.slice(0, sink.tell())
+        except OSError:  # "Write out of bounds": larger than estimated
+            growing = pa.BufferOutputStream()
+            _write_parquet(table, growing)
+            body = growing.getvalue()
+        written = CuratedObject.of(key, body, PARQUET_TYPE)
+        put(written)
+        return written
+
+    if workers <= 1 or len(parts) <= 1:
+        return [write(part) for part in parts]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(write, parts))
+
+
+def owned(obj: CuratedObject) -> CuratedObject:
+    """The object with a copy of its body (safe to keep after `put` returned)."""
+    return CuratedObject(obj.relative_key, bytes(memoryview(obj.body)), obj.content_type, obj.sha256)
 
 
 def json_bytes(doc: Any) -> bytes:

@@ -11,8 +11,10 @@ import pytest_socket
 
 ROOT = Path(__file__).resolve().parents[3]
 FUNCTION_DIR = ROOT / "functions" / "ingest"
-if str(FUNCTION_DIR) not in sys.path:
-    sys.path.insert(0, str(FUNCTION_DIR))  # the Lambda's code root: `dataprep`, `wiring`, ... are top-level there
+for extra in (FUNCTION_DIR, Path(__file__).resolve().parent):
+    # the Lambda's code root (`dataprep`, `wiring`, ... are top-level there) and the helper modules here
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import hashlib
 import io
 import itertools
 import struct
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +14,7 @@ import pytest
 from dataprep.contract import check_header, infer_task, pick_target, schema_hash
 from dataprep.hashing import NULL_WORD, content_sha256, order_rows, row_hashes, split_thresholds
 from dataprep.problems import ProblemLog
-from dataprep.profile import histogram
+from dataprep.profile import QUANTILES, histogram, quantiles
 from dataprep.reading import PrefixedStream, parse_header
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -194,3 +195,30 @@ def test_the_prefixed_stream_fills_every_read_from_a_short_reading_source():
     assert stream.read(7) == b"d,01234"  # the rest of the prefix and the source, not a short read
     assert stream.read(-1) == ("56789" + "0123456789" * 9).encode()
     assert stream.read(5) == b""
+
+
+def test_columns_chunked_at_different_rows_hash_like_plain_ones(monkeypatch):
+    from dataprep import hashing
+
+    monkeypatch.setattr(hashing, "BLOCK_ROWS", 3)  # blocks spanning chunks of either column
+    rng = np.random.default_rng(5)
+    numbers, other = rng.normal(size=20), rng.normal(size=20)
+    text = [str(v) for v in rng.integers(0, 4, 20)]
+    plain = [pa.array(numbers), pa.array(text), pa.array(other)]
+    chunked = [
+        pa.chunked_array([numbers[:7], numbers[7:8], numbers[8:]]),
+        pa.chunked_array([text[:2], text[2:]]).dictionary_encode(),
+        pa.chunked_array([other[:11], other[11:]]),
+    ]
+    assert list(row_hashes(chunked)) == list(row_hashes(plain))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert list(row_hashes(chunked, pool, runs=3)) == list(row_hashes(plain))
+    expected = [reference_row_hash(r) for r in zip(numbers, text, other, strict=True)]
+    assert [int(h) for h in row_hashes(plain)] == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(finite.filter(lambda v: abs(v) <= 1e100) | st.integers(-3, 3).map(float), min_size=1, max_size=200))
+def test_the_quantiles_are_numpys(values):
+    array = np.array(values, dtype=np.float64)
+    assert quantiles(array).tolist() == np.quantile(array, QUANTILES).tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -237,7 +238,7 @@ def test_inference_reads_past_a_misleading_sample(monkeypatch):
 
 def test_timings_cover_every_phase():
     prepared = accepted(wine_bytes())
-    assert set(prepared.timings) == {"read", "validate", "hash", "order", "clean", "split_profile_serialise"}
+    assert set(prepared.timings) == {"read", "validate", "hash", "order", "clean", "split_profile"}
 
 
 def test_nan_and_infinity_are_just_text_in_a_categorical_column():
@@ -286,3 +287,64 @@ def test_large_splits_are_stored_in_parts_read_in_name_order(monkeypatch):
     assert [p.num_rows for p in parts] == [50, 50, parted.rows.train - 100]
     assert pa.concat_tables(parts).equals(split_table(whole, "train"))
     assert set(json.loads(bytes(parted.manifest().body))["files"]) >= set(train_keys)
+
+
+def test_text_columns_are_stored_as_plain_strings():
+    """Text is handled dictionary-encoded inside; readers of the parts get `string` columns."""
+    prepared = accepted(csv_of(SMALL_HEADER, small_rows(60)), small_contract())
+    for split in ("train", "validation", "test"):
+        assert split_table(prepared, split).schema.field("colour").type == pa.string()
+
+
+def test_rows_that_are_dropped_leave_no_trace_in_the_stored_bytes():
+    """A dropped row's values (here an empty target and a category no kept row has) do not reach
+    the files: the same kept rows give byte-identical parts."""
+    contract = small_contract(null_policy=NullPolicy.DROP_ROW)
+    rows = small_rows(60)
+    with_dropped = [*rows[:10], "0.125,violet,", *rows[10:]]
+    first = accepted(csv_of(SMALL_HEADER, rows), contract)
+    second = accepted(csv_of(SMALL_HEADER, with_dropped), contract)
+    assert second.rows_dropped == {"missing_value": 1}
+    assert [(o.relative_key, o.sha256) for o in first.objects] == [(o.relative_key, o.sha256) for o in second.objects]
+
+
+def test_a_neutralised_formula_equal_to_a_quoted_cell_is_the_same_value():
+    """'=A1' neutralised is "'=A1"; a row that already held "'=A1" is then identical, hence a duplicate."""
+    rows = small_rows(40)
+    rows[3] = "7.5,=A1,1"
+    rows[4] = "7.5,'=A1,1"
+    prepared = accepted(csv_of(SMALL_HEADER, rows), small_contract(formula_policy="neutralise"))
+    assert prepared.rows_dropped == {"duplicate": 1}
+    assert next(w for w in prepared.warnings if w.code == "duplicate_rows").rows == [5]
+
+
+def test_a_part_larger_than_its_estimate_is_written_all_the_same(monkeypatch):
+    from dataprep import writing
+
+    expected = accepted(wine_bytes())
+    monkeypatch.setattr(writing, "_capacity", lambda table: 64)  # every part overflows its first buffer
+    again = accepted(wine_bytes())
+    assert [(o.relative_key, o.sha256) for o in again.objects] == [(o.relative_key, o.sha256) for o in expected.objects]
+    assert split_table(again, "train").equals(split_table(expected, "train"))
+
+
+def test_writing_hands_every_object_to_storage_with_the_manifest_last(monkeypatch):
+    from dataprep import writing
+
+    monkeypatch.setattr(writing, "PART_ROWS", 40)  # several parts, written two at a time
+    prepared = accepted(wine_bytes())
+    stored: list[tuple[str, bytes]] = []
+
+    def put(obj):
+        body = bytes(memoryview(obj.body))  # a part's body is only valid until put returns
+        assert hashlib.sha256(body).hexdigest() == obj.sha256
+        stored.append((obj.relative_key, body))
+
+    manifest = prepared.write(put)
+    keys = [key for key, _ in stored]
+    assert keys[-2:] == ["stats.json", "manifest.json"]
+    assert sorted(keys[:-2]) == sorted(key for key, _ in prepared.parts) and len(prepared.parts) > 3
+    files = json.loads(bytes(manifest.body))["files"]
+    assert files == {key: hashlib.sha256(body).hexdigest() for key, body in stored[:-1]}
+    assert bytes(manifest.body) == bytes(prepared.manifest().body) == stored[-1][1]
+    assert "serialise" in prepared.timings
