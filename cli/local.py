@@ -44,9 +44,10 @@ def write_env(cloud: Any, stack: Any, stage: str, state_dir: Path, credentials: 
         "AWS_DEFAULT_REGION": cloud.region,
         "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+        **{f"LEPTON_{_snake(k).upper()}": str(v) for k, v in stack.outputs.items()},
+        # after the outputs: the template's ApiUrl names the API on AWS, the front door serves it here
         "LEPTON_API_URL": cloud.api_url("v1"),
         "LEPTON_STAGE": stage,
-        **{f"LEPTON_{_snake(k).upper()}": str(v) for k, v in stack.outputs.items()},
     }
     path = state_dir / "env"
     path.write_text("".join(f"export {k}={v}\n" for k, v in lines.items()))

@@ -33,6 +33,7 @@ class Resource:
     physical_id: str
     attributes: dict[str, Any]
     properties: dict[str, Any]  # as applied, intrinsics resolved
+    adopted: bool = False  # found already there (a persistent DynamoDB's table): never deleted by a rollback
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Stack:
 class Created:
     physical_id: str
     attributes: dict[str, Any] = field(default_factory=dict)
+    adopted: bool = False
 
 
 class ResourceContext:
@@ -279,7 +281,9 @@ class Provisioner:
             raise
         except Exception as exc:
             raise DeployError(f"stack {ctx.stack.name}: creating {logical} ({kind}) failed: {exc}") from exc
-        ctx.stack.resources[logical] = Resource(logical, kind, created.physical_id, created.attributes, props)
+        ctx.stack.resources[logical] = Resource(
+            logical, kind, created.physical_id, created.attributes, props, adopted=created.adopted
+        )
 
     @staticmethod
     def _ref(stack: Stack, name: str) -> Any:
@@ -307,6 +311,9 @@ class Provisioner:
     def _rollback(self, ctx: ResourceContext) -> None:
         for logical in reversed(list(ctx.stack.resources)):
             resource = ctx.stack.resources[logical]
+            if resource.adopted:
+                log.info("%s/%s was there before this deploy: kept", ctx.stack.name, logical)
+                continue
             try:
                 HANDLERS[resource.type].delete(ctx, resource)
             except Exception as exc:  # noqa: BLE001 - rollback is best effort, and says what it could not undo

@@ -233,15 +233,17 @@ class Table(ResourceHandler):
             kwargs["DeletionProtectionEnabled"] = bool(props["DeletionProtectionEnabled"])
         if props.get("Tags"):
             kwargs["Tags"] = props["Tags"]
+        adopted = False
         try:
             description = ddb.create_table(**kwargs)["TableDescription"]
         except ddb.exceptions.ResourceInUseException:
             # a persistent DynamoDB (DynamoDB Local) keeps tables between runs: adopt one whose keys match
             description = ddb.describe_table(TableName=name)["Table"]
+            adopted = True
             if description["KeySchema"] != props["KeySchema"]:
                 raise
         ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.05, "MaxAttempts": 200})
-        if props.get("TimeToLiveSpecification", {}).get("Enabled"):
+        if props.get("TimeToLiveSpecification", {}).get("Enabled") and not _ttl_on(ddb, name, props):
             ttl = props["TimeToLiveSpecification"]
             ddb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
@@ -250,10 +252,19 @@ class Table(ResourceHandler):
             ddb.update_continuous_backups(
                 TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
             )
-        return Created(name, {"Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn", "")})
+        attributes = {"Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn", "")}
+        return Created(name, attributes, adopted=adopted)
 
     def delete(self, ctx: ResourceContext, resource: Resource) -> None:
         ctx.client("dynamodb").delete_table(TableName=resource.physical_id)
+
+
+def _ttl_on(ddb: Any, name: str, props: dict[str, Any]) -> bool:
+    """Whether an adopted table (kept by a persistent DynamoDB) already expires items on the declared
+    attribute: enabling it again is a ValidationException."""
+    current = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    wanted = props["TimeToLiveSpecification"]["AttributeName"]
+    return current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and current.get("AttributeName") == wanted
 
 
 @handler

@@ -38,6 +38,49 @@ def test_unapplied_property_fails_and_rolls_back(cloud, tmp_path):
     assert "rollback-second-bucket" not in names
 
 
+def test_rollback_keeps_a_table_that_was_there_before(cloud, tmp_path):
+    """A persistent DynamoDB (DynamoDB Local under `lepton local up`) keeps tables between runs; the
+    deployer adopts such a table, and a failed deploy must not delete it with its items."""
+    ddb = cloud.client("dynamodb")
+    keys = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]}  # fmt: skip
+    ddb.create_table(TableName="kept-table", BillingMode="PAY_PER_REQUEST", **keys)
+    ddb.put_item(TableName="kept-table", Item={"pk": {"S": "precious"}})
+    template = write(
+        tmp_path,
+        f"""
+        Resources:
+          Table:
+            Type: AWS::DynamoDB::Table
+            Properties:
+              TableName: kept-table
+              BillingMode: PAY_PER_REQUEST
+              KeySchema: {keys["KeySchema"]}
+              AttributeDefinitions: {keys["AttributeDefinitions"]}
+              TimeToLiveSpecification: {{AttributeName: expires, Enabled: true}}
+          Fresh:
+            Type: AWS::S3::Bucket
+            Properties: {{BucketName: adopt-fresh-bucket}}
+          Broken:
+            Type: AWS::S3::Bucket
+            DependsOn: [Table, Fresh]
+            Properties:
+              BucketName: adopt-broken-bucket
+              AccelerateConfiguration: {{AccelerationStatus: Enabled}}
+        """,
+    )
+    with pytest.raises(UnsupportedError):
+        cloud.deploy(template, "adopt-then-fail")
+    assert ddb.get_item(TableName="kept-table", Key={"pk": {"S": "precious"}}).get("Item") == {"pk": {"S": "precious"}}
+    assert "adopt-fresh-bucket" not in [b["Name"] for b in cloud.client("s3").list_buckets()["Buckets"]]
+    # and a second deploy of the adopted table (time to live already on) is not an error
+    template.write_text(template.read_text().split("  Fresh:")[0])
+    cloud.deploy(template, "adopt-twice")
+    cloud.deploy(template, "adopt-thrice")
+    ttl = ddb.describe_time_to_live(TableName="kept-table")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
+
+
 def test_unknown_resource_type_is_refused(cloud, tmp_path):
     template = write(tmp_path, "Resources:\n  Db: {Type: 'AWS::RDS::DBInstance', Properties: {}}\n")
     with pytest.raises(UnsupportedError, match="AWS::RDS::DBInstance, which the local runtime does not deploy"):
