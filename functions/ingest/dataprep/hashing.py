@@ -252,25 +252,43 @@ def split_thresholds(fractions: SplitFractions) -> tuple[int, int]:
     return t1, t2
 
 
+def argsort_stable(hashes: U64) -> npt.NDArray[np.int64]:
+    """np.argsort(hashes, kind="stable"), about three times faster: the top bits of each hash and its
+    position packed into one word, so that one value sort (which numpy vectorises; its argsort is not)
+    orders them, ties on the top bits by position. Runs whose top bits tie (rare for 64-bit hashes,
+    always for duplicates) are then ordered by the whole hash, stably."""
+    n = int(hashes.size)
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
+    bits = (n - 1).bit_length()
+    low = np.uint64((1 << bits) - 1)
+    keys = np.bitwise_and(hashes, ~low)
+    np.bitwise_or(keys, np.arange(n, dtype=np.uint64), out=keys)
+    keys.sort()
+    order = np.bitwise_and(keys, low).astype(np.int64)
+    np.bitwise_and(keys, ~low, out=keys)  # the top bits, ascending
+    ties = np.flatnonzero(keys[1:] == keys[:-1])
+    if ties.size:
+        spots = np.union1d(ties, ties + 1)  # positions in a run of equal top bits, ascending
+        new_run = np.r_[True, (np.diff(spots) != 1) | (keys[spots[1:]] != keys[spots[:-1]])]
+        run = np.cumsum(new_run)
+        rows = order[spots]  # within a run, by position
+        order[spots] = rows[np.lexsort((hashes[rows], run))]  # lexsort is stable
+    return order
+
+
 def order_rows(
     columns: list[pa.Array | pa.ChunkedArray], hashes: U64, candidates: npt.NDArray[np.int64], fractions: SplitFractions
 ) -> Ordering:
     """Sort the candidate rows by hash, drop exact duplicates (verified cell by cell, so a hash
     collision never drops a distinct row) and cut the sorted rows into the splits."""
     every = candidates.size == hashes.size  # candidates are ascending row indices: here all of them
-
-    def sort(kind: str | None = None) -> npt.NDArray[np.int64]:
-        if every:
-            return np.argsort(hashes, kind=kind)  # type: ignore[arg-type]
-        return candidates[np.argsort(hashes[candidates], kind=kind)]  # type: ignore[arg-type]
-
-    order = sort()
+    # stable: of rows with equal hashes, the first (in file order) comes first and is the one kept
+    order = argsort_stable(hashes) if every else candidates[argsort_stable(hashes[candidates])]
     sorted_hashes = hashes[order]
     repeats = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]) + 1
     duplicates = np.empty(0, dtype=np.int64)
     if repeats.size:
-        # equal hashes: sort stably so that the first of identical rows (in file order) is the one kept
-        order = sort("stable")
         dropped = _duplicates(columns, order, sorted_hashes, repeats)
         duplicates = order[dropped]
         keep = np.ones(order.size, dtype=bool)
