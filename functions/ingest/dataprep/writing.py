@@ -106,8 +106,46 @@ def write_parts(parts: list[tuple[str, pa.Table]], put: Put, workers: int = 2) -
 
     if workers <= 1 or len(parts) <= 1:
         return [write(part) for part in parts]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(write, parts))
+    shares = _shares([table.nbytes for _, table in parts], workers)
+
+    def write_share(share: list[int]) -> list[tuple[int, CuratedObject]]:
+        return [(i, write(parts[i])) for i in share]
+
+    with ThreadPoolExecutor(max_workers=len(shares)) as pool:
+        written = dict(pair for share in pool.map(write_share, shares) for pair in share)
+    return [written[i] for i in range(len(parts))]
+
+
+EXACT_SHARES = 10
+"""Up to this many parts, two workers' shares are chosen among every split."""
+
+
+def _shares(sizes: list[int], workers: int) -> list[list[int]]:
+    """The parts' indices for each worker, each share largest part first (a worker's buffer is sized
+    by its first part), so that the largest total is small: writing and hashing take time in
+    proportion to the bytes. Handing parts to whichever worker is free left one worker with a
+    third more than the other on the benchmark's five parts (46, 46, 31, 26 and 26 MB: 98 MB against
+    77; the best split is 92 against 83). Two workers and up to EXACT_SHARES parts: the best split
+    (the first found); otherwise each part, largest first, to the least loaded worker."""
+    by_size = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+    if workers == 2 and len(sizes) <= EXACT_SHARES:
+        total = sum(sizes)
+        best_mask, best_load = 0, total + 1
+        for mask in range(1 << (len(by_size) - 1)):  # the largest part always goes to the first worker
+            first = sum(sizes[i] for k, i in enumerate(by_size[1:]) if mask >> k & 1) + sizes[by_size[0]]
+            load = max(first, total - first)
+            if load < best_load:
+                best_mask, best_load = mask, load
+        first_share = [by_size[0], *(i for k, i in enumerate(by_size[1:]) if best_mask >> k & 1)]
+        second_share = [i for i in by_size if i not in first_share]
+        return [share for share in (first_share, second_share) if share]
+    shares: list[list[int]] = [[] for _ in range(min(workers, len(sizes)))]
+    loads = [0] * len(shares)
+    for i in by_size:
+        least = loads.index(min(loads))
+        shares[least].append(i)
+        loads[least] += sizes[i]
+    return shares
 
 
 def owned(obj: CuratedObject) -> CuratedObject:
