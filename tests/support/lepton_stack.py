@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aws_kit import wait_until
 
 from cli import jobs_code
 from cli.api_client import LeptonApi
@@ -87,14 +88,7 @@ class DeployedLepton:
         return [e[key]["name"] for e in self.history(execution_arn) for key in e if key == "stateEnteredEventDetails"]
 
     def wait_for(self, predicate: Any, timeout: float = 60.0, interval: float = 0.2) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {timeout}s")
-            time.sleep(interval)
+        return wait_until(predicate, timeout, interval)
 
 
 def deploy_lepton(cloud: Any, stage: str) -> DeployedLepton:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aws_kit import channel, wait_until
 
 REGION = "us-east-1"
 BUCKET = "lepton-smlocal-test"
@@ -30,11 +30,6 @@ def tar_gz(*files: Path) -> bytes:
         for path in files:
             archive.add(path, arcname=path.name)
     return buffer.getvalue()
-
-
-def untar(data: bytes) -> dict[str, bytes]:
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        return {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}  # type: ignore[union-attr]
 
 
 @dataclass
@@ -62,16 +57,6 @@ class Aws:
         name = streams[0]["logStreamName"]
         events = self.logs.get_log_events(logGroupName=group, logStreamName=name, startFromHead=True)["events"]
         return name, [e["message"] for e in events]
-
-
-def channel(name: str, uri: str) -> dict[str, Any]:
-    return {
-        "ChannelName": name,
-        "DataSource": {
-            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
-        },
-        "InputMode": "File",
-    }
 
 
 def script_hyperparameters(**user: Any) -> dict[str, str]:
@@ -103,17 +88,6 @@ def training_request(name: str, channels: list[dict[str, Any]] | None = None, **
     }
     request.update(overrides)
     return request
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 120.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def wait_training(aws: Aws, name: str, timeout: float = 120.0) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import re
 from typing import Any
 
 import pytest
+from aws_kit import wait_until
 from botocore.exceptions import ClientError
-from smlocal_helpers import BUCKET, IMAGE, ROLE, Aws, wait_until
+from smlocal_helpers import BUCKET, IMAGE, ROLE, Aws
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from aws_kit import channel, wait_until
 from botocore.exceptions import ClientError
 from smlocal_helpers import (
     BEST_MODEL,
@@ -17,11 +18,9 @@ from smlocal_helpers import (
     Aws,
     algorithm,
     catching,
-    channel,
     pipeline,
     script_hyperparameters,
     train_task,
-    wait_until,
 )
 
 

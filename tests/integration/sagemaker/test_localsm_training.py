@@ -6,18 +6,9 @@ import json
 import re
 
 import pytest
+from aws_kit import channel, untar, wait_until
 from botocore.exceptions import ClientError
-from smlocal_helpers import (
-    BUCKET,
-    METRICS,
-    Aws,
-    channel,
-    script_hyperparameters,
-    training_request,
-    untar,
-    wait_training,
-    wait_until,
-)
+from smlocal_helpers import BUCKET, METRICS, Aws, script_hyperparameters, training_request, wait_training
 
 from localcloud import sagemaker as local_sagemaker
 

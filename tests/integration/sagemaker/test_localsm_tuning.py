@@ -7,8 +7,9 @@ import re
 from typing import Any
 
 import pytest
+from aws_kit import channel, wait_until
 from botocore.exceptions import ClientError
-from smlocal_helpers import BUCKET, ROLE, Aws, algorithm, channel, script_hyperparameters, wait_until
+from smlocal_helpers import BUCKET, ROLE, Aws, algorithm, script_hyperparameters
 
 TRIAL_NAME = re.compile(r"^(?P<tuning>[a-z0-9-]+)-(?P<index>\d{3})-[0-9a-f]{8}$")
 

@@ -4,15 +4,15 @@ sends them (image, role, published code, curated channels), and waits on the Sag
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import sys
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from aws_kit import channel
 
 ROOT = Path(__file__).resolve().parents[3]
 JOBS = ROOT / "jobs"
@@ -33,22 +33,6 @@ def load_curated_data() -> ModuleType:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
-
-
-def untar(data: bytes) -> dict[str, bytes]:
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        return {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}  # type: ignore[union-attr]
-
-
-def channel(name: str, uri: str, content_type: str = "application/x-parquet") -> dict[str, Any]:
-    return {
-        "ChannelName": name,
-        "DataSource": {
-            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
-        },
-        "ContentType": content_type,
-        "InputMode": "File",
-    }
 
 
 def s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from smjobs_kit import JOBS, Dataset, JobsBench, final_metrics, log_lines, s3_input, untar
+from aws_kit import untar
+from smjobs_kit import JOBS, Dataset, JobsBench, final_metrics, log_lines, s3_input
 
 pytestmark = pytest.mark.slow
 
