@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.core.utils import utcnow
+from moto.sagemaker.exceptions import ValidationError
+
+if TYPE_CHECKING:
+    from .runner import JobRunner
 
 MAX_FAILURE_REASON = 1024  # SageMaker's limit on FailureReason and ExitMessage
 
@@ -18,6 +22,21 @@ STATE_LOCK = threading.RLock()
 
 def now() -> datetime:
     return utcnow()
+
+
+def stop_in_progress(
+    runner: JobRunner, kind: str, backend: Any, name: str, status: Callable[[], str], mark_stopping: Callable[[], None]
+) -> None:
+    """Stop{Training,Processing,HyperParameterTuning}Job: refused unless the job is InProgress (as
+    SageMaker does); otherwise the job is marked Stopping and its run is asked to stop."""
+    with STATE_LOCK:
+        current = status()
+        if current != "InProgress":
+            raise ValidationError(f"The request was rejected because the {kind} job is in status {current}.")
+        mark_stopping()
+    handle = runner.get(kind, backend.account_id, backend.region_name, name)
+    if handle is not None:
+        handle.request_stop("Stopped")
 
 
 def clip(text: str, limit: int = MAX_FAILURE_REASON) -> str:

@@ -14,7 +14,7 @@ from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 from moto.sagemaker.models import FakeProcessingJob
 
 from . import images
-from .common import STATE_LOCK, clip, now, read_text, script_failure_reason
+from .common import STATE_LOCK, clip, now, read_text, script_failure_reason, stop_in_progress
 from .contract import CURRENT_HOST, OPT_ML, ContractError, OptMl, base_environment
 from .runner import LOG, JobHandle, JobRunner
 from .storage import LogStreamWriter, S3Store, S3Uri, StorageError
@@ -110,16 +110,12 @@ class ProcessingJobs:
         if job is None:
             arn = FakeProcessingJob.arn_formatter(name, backend.account_id, backend.region_name)
             raise ValidationError(f"Could not find processing job '{arn}'.")
-        with STATE_LOCK:
-            if job.processing_job_status != "InProgress":
-                raise ValidationError(
-                    f"The request was rejected because the processing job is in status {job.processing_job_status}."
-                )
+
+        def mark_stopping() -> None:
             job.processing_job_status = "Stopping"
             job.last_modified_time = now()
-        handle = self.runner.get("processing", backend.account_id, backend.region_name, name)
-        if handle is not None:
-            handle.request_stop("Stopped")
+
+        stop_in_progress(self.runner, "processing", backend, name, lambda: job.processing_job_status, mark_stopping)
 
 
 class _ProcessingRun:

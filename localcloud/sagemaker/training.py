@@ -13,7 +13,7 @@ from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 from moto.sagemaker.models import FakeTrainingJob
 
 from . import images
-from .common import STATE_LOCK, clip, now, read_text, script_failure_reason
+from .common import STATE_LOCK, clip, now, read_text, script_failure_reason, stop_in_progress
 from .contract import ContractError, OptMl, TrainingContainer, base_environment, decode_hyperparameters, script_mode
 from .metrics import MetricDefinitionError, MetricParser, MetricSample, compile_definitions
 from .runner import LOG, JobHandle, JobRunner
@@ -156,15 +156,10 @@ class TrainingJobs:
         if job is None:
             arn = FakeTrainingJob.arn_formatter(name, backend.account_id, backend.region_name)
             raise ValidationError(f"Could not find training job '{arn}'.")
-        with STATE_LOCK:
-            if job.training_job_status != "InProgress":
-                raise ValidationError(
-                    f"The request was rejected because the training job is in status {job.training_job_status}."
-                )
-            transition(job, "Stopping", "Stopping")
-        handle = self.runner.get("training", backend.account_id, backend.region_name, name)
-        if handle is not None:
-            handle.request_stop("Stopped")
+        stop_in_progress(
+            self.runner, "training", backend, name, lambda: job.training_job_status,
+            lambda: transition(job, "Stopping", "Stopping"),
+        )  # fmt: skip
 
 
 class _TrainingRun:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from moto.sagemaker.exceptions import ResourceNotFound, ValidationError
 from moto.sagemaker.models import HyperParameterTuningJob
 
-from .common import STATE_LOCK, clip, now
+from .common import STATE_LOCK, clip, now, stop_in_progress
 from .metrics import MetricSample, compile_definitions
 from .runner import LOG, JobHandle, JobRunner
 from .training import TrainingJobs
@@ -413,16 +413,14 @@ class TuningJobs:
         return state
 
     def stop(self, backend: Any, name: str) -> None:
-        state = self._state(backend, name)
-        with STATE_LOCK:
-            status = state.job.hyper_parameter_tuning_job_status
-            if status != "InProgress":
-                raise ValidationError(f"The request was rejected because the tuning job is in status {status}.")
-            state.job.hyper_parameter_tuning_job_status = "Stopping"
-            state.job.last_modified_time = now()
-        handle = self.runner.get("tuning", backend.account_id, backend.region_name, name)
-        if handle is not None:
-            handle.request_stop("Stopped")
+        job = self._state(backend, name).job
+
+        def mark_stopping() -> None:
+            job.hyper_parameter_tuning_job_status = "Stopping"
+            job.last_modified_time = now()
+
+        status = lambda: job.hyper_parameter_tuning_job_status  # noqa: E731
+        stop_in_progress(self.runner, "tuning", backend, name, status, mark_stopping)
 
     def list_training_jobs(self, backend: Any, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         state = self._state(backend, name)

@@ -138,6 +138,8 @@ def test_processing_job_can_be_stopped(aws: Aws) -> None:
     wait_until(lambda: "up" in log_lines(aws, "eval-stop"))
     aws.sagemaker.stop_processing_job(ProcessingJobName="eval-stop")
     assert wait_processing(aws, "eval-stop")["ProcessingJobStatus"] == "Stopped"
+    with pytest.raises(ClientError, match="the processing job is in status Stopped"):
+        aws.sagemaker.stop_processing_job(ProcessingJobName="eval-stop")
 
 
 @pytest.mark.parametrize(

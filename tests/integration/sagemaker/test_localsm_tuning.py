@@ -205,6 +205,8 @@ def test_stopping_a_tuning_job_stops_its_trials(aws: Aws) -> None:
     )
     assert job["TrainingJobStatusCounters"]["Stopped"] == 2
     assert [s["TrainingJobStatus"] for s in trials(aws, "tune-stop")] == ["Stopped", "Stopped"]
+    with pytest.raises(ClientError, match="the tuning job is in status Stopped"):
+        aws.sagemaker.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-stop")
 
 
 @pytest.mark.parametrize(
