@@ -13,8 +13,9 @@ Storage, the same on both sides (each side keeps its data in SQLite: DynamoDB Lo
   SQLite file in the same directory on the project's disk. Both sides fsync every commit.
 
 What each side's operation stores (ours always stores more: every change also appends a
-hash-chained audit entry in the same transaction):
-- create project   ours: project + the creator's admin membership + audit entry (1 transaction)
+hash-chained audit entry in the same atomic write):
+- create project   ours: one item: the project, holding its first audit entry and the creator's
+                   admin membership (1 conditional PutItem, indexed in gsi2 for "my projects")
                    MLflow: create_registered_model with the creator as a tag (1 commit)
 - register         ours: version (artifact, sha256, dataset, job, code, hyperparameters, metrics,
                    parent, tags) + job claim + counter + audit entry (1 read, 1 transaction)
@@ -570,7 +571,7 @@ def measure(
 
 
 def server_floor(ours: Ours, theirs: Mlflow, endpoint: str, repeat: int) -> dict[str, list[float]]:
-    """create_project's one TransactWriteItems, replayed straight to DynamoDB Local, interleaved
+    """create_project's one request (a PutItem), replayed straight to DynamoDB Local, interleaved
     with MLflow's whole create_registered_model: how low ours could go with a free client."""
     replay = Replayer(ours.counter.client, endpoint)
     names = (f"floor-{i}" for i in range(100_000))
@@ -680,7 +681,7 @@ def report(m: Measurement) -> None:
         a, b = median_ms(m.floor["ours"]), median_ms(m.floor["MLflow"])
         lo, hi = ratio_interval(m.floor["ours"], m.floor["MLflow"])
         print(
-            f"\nserver floor of create_project: its TransactWriteItems sent to DynamoDB Local over plain HTTP (no SDK, "
+            f"\nserver floor of create_project: its PutItem sent to DynamoDB Local over plain HTTP (no SDK, "
             f"no domain code) {a:.2f} ms vs MLflow's whole create_registered_model {b:.2f} ms: ratio {a / b:.2f} "
             f"[{lo:.2f}, {hi:.2f}]"
         )

@@ -10,7 +10,8 @@ import pytest
 from registry_backends import Backend
 from registry_testkit import ALICE, RecordingPublisher, deploying, registration, seed_project
 
-from lepton.errors import ConcurrentModification
+from lepton.errors import ConcurrentModification, ProjectExists
+from lepton.registry.commands import NewProject
 from lepton.registry.models import Role, VersionStatus
 from lepton.registry.ports import VersionQuery
 from lepton.registry.service import Actor
@@ -126,3 +127,31 @@ def test_first_promotions_race_too(backend: Backend) -> None:
     assert len(winners) == 1 and len(losers) == 7
     assert svc.get_alias(ALICE, P, "production").version == winners[0]
     assert len(svc.alias_history(ALICE, P, "production", at=None, limit=50, cursor=None).items) == 1
+
+
+def test_concurrent_creations_of_one_project_have_exactly_one_winner(
+    backend: Backend, publisher: RecordingPublisher
+) -> None:
+    svc = backend.service(publisher=publisher)
+    creators = [Actor(f"arn:aws:iam::123456789012:user/creator-{i:02d}") for i in range(10)]
+    start = threading.Barrier(len(creators))
+
+    def create(actor: Actor) -> str:
+        start.wait()
+        try:
+            svc.create_project(actor, NewProject(name=P, description=actor.principal))
+        except ProjectExists:
+            return "exists"
+        return "created"
+
+    with ThreadPoolExecutor(len(creators)) as pool:
+        outcomes = list(pool.map(create, creators))
+    assert sorted(outcomes) == ["created"] + ["exists"] * 9
+    (winner,) = [a for a, o in zip(creators, outcomes, strict=True) if o == "created"]
+    project = svc.get_project(winner, P)
+    assert project.description == winner.principal and project.members == {winner.principal: Role.ADMIN}
+    assert [e.detail_type for e in publisher.events] == ["ProjectCreated"]
+    for actor in creators:
+        assert [m.project for m in svc.list_projects(actor, 10, None).items] == ([P] if actor is winner else [])
+    report = svc.verify_audit(winner, P)
+    assert report.ok and report.head_seq == 1

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from registry_backends import Backend
-from registry_testkit import ALICE, DynamoCallCounter, deploying, registration, seed_project, table_snapshot
+from registry_testkit import ALICE, BOB, DynamoCallCounter, deploying, registration, seed_project, table_snapshot
 
 from lepton.errors import IllegalTransition, IntegrityError
-from lepton.registry.commands import VersionPatch
+from lepton.registry.commands import NewProject, VersionPatch
 from lepton.registry.dynamo import DynamoRegistryRepository
-from lepton.registry.models import VersionStatus
+from lepton.registry.models import Role, VersionStatus
 from lepton.registry.ports import Change, CommitConflict, Update, VersionQuery
 
 P = "wine"
@@ -17,8 +17,12 @@ P = "wine"
 
 def test_round_trip_budget(backend: Backend) -> None:
     svc = backend.service()
-    ds = seed_project(svc, P)[0].dataset_id
     counter = DynamoCallCounter(backend.table, backend.host)
+    with counter.counting() as c:
+        svc.create_project(ALICE, NewProject(name="budget"))
+    # the project, its first audit entry and the creator's membership are one item
+    assert dict(c.calls) == {"PutItem": 1}
+    ds = seed_project(svc, P)[0].dataset_id
     with counter.counting() as c:
         svc.register_version(ALICE, P, registration(ds, "job-1"))
     # the project (roles, counters, audit head) and the dataset read together, then one transaction
@@ -44,6 +48,33 @@ def test_round_trip_budget(backend: Backend) -> None:
     with counter.counting() as c:
         page = repo.query_versions(P, VersionQuery(tag="none"), 1, None)
     assert dict(c.calls) == {"Query": 1}
+
+
+def test_the_listings_see_a_new_project_its_creator_and_its_first_audit_entry(backend: Backend) -> None:
+    svc = backend.service()
+    ds = seed_project(svc, P)[0].dataset_id
+    svc.create_project(BOB, NewProject(name="bobs"))
+    svc.set_member(BOB, "bobs", ALICE.principal, Role.APPROVER)
+    svc.register_version(ALICE, P, registration(ds, "job-1"))
+    pages = []
+    cursor = None
+    while True:
+        page = svc.list_projects(ALICE, 1, cursor)
+        pages.append([(m.project, m.role.value) for m in page.items])
+        if (cursor := page.cursor) is None:
+            break
+    assert [p for p in pages if p] == [[("bobs", "approver")], [(P, "admin")]]
+    head = svc.get_project(ALICE, P).audit_seq
+    for newest_first in (False, True):
+        seqs: list[int] = []
+        cursor = None
+        while True:
+            audit = svc.audit_page(ALICE, P, 2, cursor, newest_first=newest_first)
+            seqs += [e.seq for e in audit.items]
+            if (cursor := audit.cursor) is None:
+                break
+        assert seqs == (list(range(head, 0, -1)) if newest_first else list(range(1, head + 1)))
+    assert svc.verify_audit(ALICE, P).ok
 
 
 def test_a_failed_transaction_writes_nothing(backend: Backend) -> None:

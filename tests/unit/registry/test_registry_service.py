@@ -77,6 +77,46 @@ def test_creator_becomes_admin_and_project_is_audited(svc: RegistryService, publ
     assert svc.get_project(ALICE, P).members == {ALICE.principal: Role.ADMIN}
 
 
+def test_a_new_project_is_one_item_holding_its_first_audit_entry_and_its_creators_membership(
+    svc: RegistryService, ddb: Any, table: str
+) -> None:
+    svc.create_project(ALICE, NewProject(name=P))
+    (item,) = table_snapshot(ddb, table)
+    assert (item["pk"]["S"], item["sk"]["S"]) == (f"PROJECT#{P}", "PROJECT")
+    assert item["role"]["S"] == "admin" and item["gsi2pk"]["S"] == f"MEMBER#{ALICE.principal}"
+    (entry,) = svc.audit_page(ALICE, P, 10, None).items
+    assert (entry.seq, entry.action, entry.actor) == (1, "project.created", ALICE.principal)
+    assert svc.verify_audit(ALICE, P).ok
+
+
+def test_my_projects_lists_created_and_joined_projects_once_each_with_their_role(svc: RegistryService) -> None:
+    svc.create_project(ALICE, NewProject(name="a-first"))
+    svc.create_project(BOB, NewProject(name="b-second"))
+    svc.set_member(BOB, "b-second", ALICE.principal, Role.VIEWER)
+    svc.create_project(ALICE, NewProject(name="c-third"))
+
+    def listed(actor: Any, limit: int) -> list[tuple[str, str]]:
+        out, cursor = [], None
+        while True:
+            page = svc.list_projects(actor, limit, cursor)
+            out += [(m.project, m.role.value) for m in page.items]
+            if page.cursor is None:
+                return out
+            cursor = page.cursor
+
+    expected = [("a-first", "admin"), ("b-second", "viewer"), ("c-third", "admin")]
+    assert listed(ALICE, 1) == listed(ALICE, 10) == expected
+    # the creator's own membership changes: it is listed once, with the new role
+    svc.set_member(ALICE, "a-first", BOB.principal, Role.ADMIN)
+    svc.set_member(ALICE, "a-first", ALICE.principal, Role.TRAINER)
+    assert listed(ALICE, 1) == [("a-first", "trainer"), ("b-second", "viewer"), ("c-third", "admin")]
+    assert listed(BOB, 10) == [("a-first", "admin"), ("b-second", "admin")]
+    svc.set_member(BOB, "a-first", ALICE.principal, None)
+    assert listed(ALICE, 10) == [("b-second", "viewer"), ("c-third", "admin")]
+    svc.set_member(BOB, "a-first", ALICE.principal, Role.VIEWER)
+    assert listed(ALICE, 10)[0] == ("a-first", "viewer")
+
+
 def test_members_roles_and_last_admin(svc: RegistryService, ds: str) -> None:
     svc.set_member(ALICE, P, BOB.principal, Role.VIEWER)
     with pytest.raises(Forbidden) as denied:
@@ -494,6 +534,42 @@ def test_verify_finds_edited_and_deleted_entries(svc: RegistryService, ds: str, 
     ddb.delete_item(TableName=table, Key=last)
     report = svc.verify_audit(ALICE, P)
     assert (report.ok, report.first_bad, report.problem) == (False, 5, "missing")
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 7])
+def test_the_audit_log_pages_through_every_entry_in_both_orders(svc: RegistryService, ds: str, limit: int) -> None:
+    for i in range(3):
+        register(svc, ds, f"job-{i}")
+    head = svc.get_project(ALICE, P).audit_seq
+
+    def walk(newest_first: bool) -> list[int]:
+        seqs, cursor = [], None
+        for _ in range(head + 2):
+            page = svc.audit_page(ALICE, P, limit, cursor, newest_first=newest_first)
+            assert len(page.items) <= limit
+            seqs += [e.seq for e in page.items]
+            if page.cursor is None:
+                return seqs
+            cursor = page.cursor
+        raise AssertionError("the cursor never ends")
+
+    assert walk(newest_first=False) == list(range(1, head + 1))
+    assert walk(newest_first=True) == list(range(head, 0, -1))
+
+
+def test_verify_finds_an_edited_or_deleted_first_entry(svc: RegistryService, ds: str, ddb: Any, table: str) -> None:
+    register(svc, ds, "job-1")
+    key = {"pk": {"S": f"PROJECT#{P}"}, "sk": {"S": "PROJECT"}}
+    original = ddb.get_item(TableName=table, Key=key)["Item"]
+    edited = {**original, "genesis": {"S": original["genesis"]["S"].replace(ALICE.principal, MALLORY.principal)}}
+    ddb.put_item(TableName=table, Item=edited)
+    report = svc.verify_audit(ALICE, P)
+    assert (report.ok, report.first_bad, report.problem) == (False, 1, "edited")
+    ddb.put_item(TableName=table, Item={k: v for k, v in original.items() if k != "genesis"})
+    report = svc.verify_audit(ALICE, P)
+    assert (report.ok, report.first_bad, report.problem) == (False, 1, "missing")
+    ddb.put_item(TableName=table, Item=original)
+    assert svc.verify_audit(ALICE, P).ok
 
 
 def test_failed_change_writes_nothing(svc: RegistryService, ds: str, ddb: Any, table: str) -> None:
