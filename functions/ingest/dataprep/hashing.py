@@ -278,13 +278,17 @@ def argsort_stable(hashes: U64) -> npt.NDArray[np.int64]:
 
 
 def order_rows(
-    columns: list[pa.Array | pa.ChunkedArray], hashes: U64, candidates: npt.NDArray[np.int64], fractions: SplitFractions
+    columns: list[pa.Array | pa.ChunkedArray],
+    hashes: U64,
+    candidates: npt.NDArray[np.int64] | None,
+    fractions: SplitFractions,
 ) -> Ordering:
-    """Sort the candidate rows by hash, drop exact duplicates (verified cell by cell, so a hash
-    collision never drops a distinct row) and cut the sorted rows into the splits."""
-    every = candidates.size == hashes.size  # candidates are ascending row indices: here all of them
+    """Sort the candidate rows (ascending row indices; None: every row) by hash, drop exact duplicates
+    (verified cell by cell, so a hash collision never drops a distinct row) and cut the sorted rows into
+    the splits."""
+    every = candidates is None or candidates.size == hashes.size
     # stable: of rows with equal hashes, the first (in file order) comes first and is the one kept
-    order = argsort_stable(hashes) if every else candidates[argsort_stable(hashes[candidates])]
+    order = argsort_stable(hashes) if every or candidates is None else candidates[argsort_stable(hashes[candidates])]
     sorted_hashes = hashes[order]
     repeats = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]) + 1
     duplicates = np.empty(0, dtype=np.int64)
@@ -305,5 +309,5 @@ def content_sha256(schema_hash: str, sorted_hashes: U64) -> str:
     """sha256 over the schema hash (64 hex characters, ASCII) followed by the kept rows' hashes in
     ascending order as 8-byte little-endian integers."""
     digest = hashlib.sha256(schema_hash.encode("ascii"))
-    digest.update(np.ascontiguousarray(sorted_hashes, dtype="<u8").tobytes())
+    digest.update(np.ascontiguousarray(sorted_hashes, dtype="<u8").data)  # no copy
     return digest.hexdigest()

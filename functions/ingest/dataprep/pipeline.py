@@ -6,10 +6,12 @@ stream and returns in-memory tables; the service (dataprep.service) stores them.
 
 from __future__ import annotations
 
+import mmap
 import os
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -369,10 +371,13 @@ def _check_categorical(
     name = spec.name
     encoded = cells.encode(name)
     dictionary = encoded.dictionary
-    indices = np.asarray(encoded.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False), dtype=np.int64)
+    slots: list[npt.NDArray[np.int64]] = []  # each cell's slot, made when a problem needs its rows
 
     def rows_with(values: Mask) -> Mask:
-        return np.append(values, False)[indices]  # the extra slot is the empty cell
+        if not slots:
+            filled = encoded.indices.fill_null(len(dictionary))
+            slots.append(np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int64))
+        return np.append(values, False)[slots[0]]  # the extra slot is the empty cell
 
     formula_values = is_formula(dictionary)
     if formula_values.any():
@@ -416,6 +421,8 @@ def _check_categorical(
 
 def _check_nulls(spec: ColumnSpec, contract: DataContract, cells: _Cells, log: ProblemLog, cleaning: _Cleaning) -> None:
     name = spec.name
+    if not cells.arrays[name].null_count:
+        return  # no empty cell
     empty = _null_mask(cells.arrays[name])
     if name in cells.unreadable:
         empty &= ~cells.unreadable[name]  # already reported as unreadable
@@ -517,20 +524,20 @@ def _classes(target: pa.Array, ordering: Ordering) -> list[Any]:
 def _text_in_order(column: pa.Array, order: npt.NDArray[np.int64]) -> pa.DictionaryArray:
     """A text column's kept rows in hash order, dictionary-encoded with exactly the values that occur
     in them, sorted: the same rows give the same dictionary and indices, whatever the file's order
-    and whatever other rows it held."""
+    and whatever other rows it held. The indices are mapped to the sorted dictionary in file order
+    (a lookup in a small table) and then put in hash order, both by pyarrow's take (which reads int32
+    indices as they are; numpy would first copy them to 64-bit ones)."""
     encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
     size = len(encoded.dictionary)
-    taken = _slots(encoded)[order]
-    used = np.flatnonzero(np.bincount(taken, minlength=size + 1)[:size])
+    slots = _slots(encoded)
+    everything = order.size == slots.size  # no row dropped: count the file's rows as they lie
+    used = np.flatnonzero(np.bincount(slots if everything else slots[order], minlength=size + 1)[:size])
     values = encoded.dictionary.take(pa.array(used))
     ranks = np.asarray(pc.sort_indices(values), dtype=np.int64)
-    remap = np.full(size + 1, -1, dtype=np.int32)
+    remap = np.zeros(size, dtype=np.int32)  # values that no kept row holds keep 0: never taken
     remap[used[ranks]] = np.arange(used.size, dtype=np.int32)
-    indices = remap[taken]
-    empty = indices < 0
-    return pa.DictionaryArray.from_arrays(
-        pa.array(indices, type=pa.int32(), mask=empty if empty.any() else None), values.take(pa.array(ranks))
-    )
+    indices = pa.array(remap).take(encoded.indices).take(pa.array(order))  # an empty cell stays empty
+    return pa.DictionaryArray.from_arrays(indices, values.take(pa.array(ranks)))
 
 
 @dataclass(frozen=True)
@@ -548,21 +555,84 @@ class _Placement:
         return cls(ordering.order, rank)
 
 
-def _in_order(column: pa.Array | pa.ChunkedArray, placement: _Placement, stored: pa.DataType) -> pa.Array:
+class _Reserve:
+    """Buffers for the numeric columns in hash order, allocated and first touched on a helper thread
+    while the rows are checked, hashed and put in order. Freshly allocated memory costs a page fault per
+    4 KiB at its first write: writing the reordered columns into untouched buffers made those faults
+    about a third of putting them in order (bench/ingest_bench.py). A buffer not yet touched when it is
+    wanted is allocated where it is wanted."""
+
+    def __init__(self, helper: Executor) -> None:
+        self._helper = helper
+        self._lock = threading.Lock()
+        self._pending: list[Future[pa.Buffer]] = []
+
+    def start(self, sizes: list[int]) -> None:
+        """Begin allocating and touching buffers of these sizes, in this order."""
+        with self._lock:
+            self._pending += [self._helper.submit(_touched, size) for size in sizes]
+
+    def take(self, size: int) -> pa.Buffer:
+        """A buffer of at least `size` bytes: a reserved one if one is large enough, else a new one."""
+        with self._lock:
+            future = self._pending.pop(0) if self._pending else None
+        if future is not None and (future.done() or not future.cancel()):
+            buffer = future.result()
+            if buffer.size >= size:
+                return buffer
+        return pa.allocate_buffer(size)
+
+    def close(self) -> None:
+        """Drop the buffers not taken (those not yet started are never allocated)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.cancel()
+
+
+def _touched(size: int) -> pa.Buffer:
+    # From pyarrow's memory pool rather than a new numpy array: numpy advises transparent huge pages for
+    # arrays of 4 MB and more, and where the kernel compacts memory to serve such faults (defrag=madvise,
+    # as on this project's machines) first touching them cost more kernel time than the copy itself
+    # (measured with bench/ingest_bench.py). One write a page faults the whole buffer in.
+    buffer = pa.allocate_buffer(size)
+    np.frombuffer(buffer, dtype=np.uint8)[:: mmap.PAGESIZE] = 0
+    return buffer
+
+
+def _reserved_sizes(cells: _Cells, contract: DataContract) -> list[int]:
+    """The byte sizes _in_order will want for the numeric columns it scatters (no empty cell), in the
+    order _split_and_profile asks for them; every row counted (rows dropped later only shrink them)."""
+    return [
+        cells.count * 8
+        for spec in _by_cost(contract)
+        if spec.kind is ColumnKind.NUMERIC and not cells.arrays[spec.name].null_count
+    ]
+
+
+def _by_cost(contract: DataContract) -> list[ColumnSpec]:
+    """The columns in the order _split_and_profile hands them to the pool: the dearest first (text, then
+    the target), so that the pool's threads finish together."""
+    specs = contracts.output_order(contract)
+    return sorted(specs, key=lambda s: 0 if s.kind is ColumnKind.CATEGORICAL else 1 if s.name == contract.target else 2)
+
+
+def _in_order(
+    column: pa.Array | pa.ChunkedArray, placement: _Placement, stored: pa.DataType, reserve: _Reserve
+) -> pa.Array:
     """A column's kept rows in hash order, in its stored type (text dictionary-encoded). Numbers are
-    scattered chunk by chunk to their places (reading each chunk once, in file order)."""
+    scattered chunk by chunk to their places (reading each chunk once, in file order), into a buffer
+    from `reserve`."""
     if pa.types.is_dictionary(column.type) or pa.types.is_string(column.type):
         return _text_in_order(column, placement.order)
     if column.null_count:
         taken = column.take(pa.array(placement.order))
         taken = taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
         return taken.cast(stored) if taken.type != stored else taken
-    # Written into a buffer from pyarrow's memory pool rather than a new numpy array: numpy advises
-    # transparent huge pages for arrays of 4 MB and more, and where the kernel compacts memory to serve
-    # such faults (defrag=madvise, as on this project's machines) first touching the reordered columns
-    # cost more kernel time than the copy itself (measured with bench/ingest_bench.py).
-    buffer = pa.allocate_buffer(placement.order.size * 8)
-    out = np.frombuffer(buffer, dtype=np.float64)
+    size = placement.order.size
+    buffer = reserve.take(size * 8)
+    # class labels: whole numbers (checked), stored as int64 (numpy casts them as it scatters them)
+    out = np.frombuffer(buffer, dtype=np.int64 if pa.types.is_integer(stored) else np.float64, count=size)
     everything = placement.order.size == placement.rank.size
     start = 0
     for chunk in _chunks(column):
@@ -574,9 +644,7 @@ def _in_order(column: pa.Array | pa.ChunkedArray, placement: _Placement, stored:
             kept = places >= 0
             out[places[kept]] = values[kept]
         start += len(values)
-    if pa.types.is_integer(stored):  # class labels: whole numbers (checked), stored as int64
-        np.copyto(np.frombuffer(buffer, dtype=np.int64), out.copy(), casting="unsafe")
-    return pa.Array.from_buffers(stored, placement.order.size, [None, buffer])
+    return pa.Array.from_buffers(stored, size, [None, buffer])
 
 
 def _split_and_profile(
@@ -584,15 +652,13 @@ def _split_and_profile(
     ordering: Ordering,
     contract: DataContract,
     pool: Executor,
-    *,
-    project: str,
-    dataset_id: str,
+    reserve: _Reserve,
     classes: list[Any],
-) -> tuple[dict[str, int], dict[str, Any], list[tuple[str, pa.Table]]]:
+) -> tuple[dict[str, int], dict[str, dict[str, Any]], list[tuple[str, pa.Table]]]:
     """Every kept row in hash order (the splits are consecutive runs of it) cut into the parquet
-    parts, and stats.json from the training split. One task per column on the pool puts the column in
-    order and profiles its training rows while they are still in the CPU's cache (numpy and pyarrow
-    release the GIL)."""
+    parts, and each column's profile (stats.json's entry) from the training split. One task per column
+    on the pool puts the column in order and profiles its training rows while they are still in the
+    CPU's cache (numpy and pyarrow release the GIL)."""
     rows = {split: ordering.rows(split) for split in SPLITS}
     train_rows = ordering.rows("train")
     kinds = contracts.contract_kinds(contract)
@@ -600,13 +666,15 @@ def _split_and_profile(
     placement = _Placement.of(ordering, len(next(iter(columns.values()))))
 
     def order_and_profile(stored: pa.Field) -> tuple[pa.Array, dict[str, Any]]:
-        ordered = _in_order(columns[stored.name], placement, stored.type)
+        ordered = _in_order(columns[stored.name], placement, stored.type, reserve)
         train = ordered.slice(0, train_rows)
         if stored.name == contract.target:
             return ordered, target_stats(contract.task, train, classes)
         return ordered, feature_stats(stored.name, kinds[stored.name], train)
 
-    done = list(pool.map(order_and_profile, schema))
+    fields = {f.name: f for f in schema}
+    tasks = {spec.name: pool.submit(order_and_profile, fields[spec.name]) for spec in _by_cost(contract)}
+    done = [tasks[name].result() for name in schema.names]
     columns.clear()  # the file-order columns are no longer needed
     table = pa.Table.from_arrays([column for column, _ in done], schema=schema)
     parts = []
@@ -615,27 +683,29 @@ def _split_and_profile(
         for i, (offset, length) in enumerate(part_slices(ordering.rows(split))):
             parts.append((part_key(split, i), table.slice(start + offset, length)))
     profiles = dict(zip(schema.names, (profile for _, profile in done), strict=True))
-    stats = stats_document(
-        project=project,
-        dataset_id=dataset_id,
-        contract=contract,
-        features=[profiles[f.name] for f in contract.features],
-        target=profiles[contract.target],
-        rows=rows,
-    )
-    return rows, stats, parts
+    return rows, profiles, parts
 
 
 def prepare(open_upload: Callable[[], BinaryIO], contract: DataContract | None, *, project: str) -> Prepared | Refused:
     """Read, check, clean, split, profile and serialise one upload. `open_upload` returns a fresh binary
     stream each call (the diagnostic path reads the upload a second time). Without a contract one is
     inferred (the caller records it when the upload is accepted)."""
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        return _prepare(open_upload, contract, project, pool)
+    # the helper thread does work that need not wait for the pool: buffers for later, the content hash
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool, ThreadPoolExecutor(max_workers=1) as helper:
+        reserve = _Reserve(helper)
+        try:
+            return _prepare(open_upload, contract, project, pool, helper, reserve)
+        finally:
+            reserve.close()
 
 
 def _prepare(
-    open_upload: Callable[[], BinaryIO], contract: DataContract | None, project: str, pool: Executor
+    open_upload: Callable[[], BinaryIO],
+    contract: DataContract | None,
+    project: str,
+    pool: Executor,
+    helper: Executor,
+    reserve: _Reserve,
 ) -> Prepared | Refused:
     log = ProblemLog()
     clock = _Clock()
@@ -651,6 +721,7 @@ def _prepare(
     _coerce(cells, kinds, log)
     if contract is None:
         contract = contracts.infer_contract(cells.names, kinds, cells.arrays)
+    reserve.start(_reserved_sizes(cells, contract))
     cleaning = _validate(cells, contract, log, pool)
     clock.lap("validate")
     if log:
@@ -664,7 +735,7 @@ def _prepare(
     cells.encoded.clear()
     hashes = row_hashes([columns[s.name] for s in specs], pool)
     clock.lap("hash")
-    candidates = np.flatnonzero(~cleaning.drop) if cleaning.drop.any() else np.arange(len(hashes), dtype=np.int64)
+    candidates = np.flatnonzero(~cleaning.drop) if cleaning.drop.any() else None
     ordering = order_rows([columns[s.name] for s in specs], hashes, candidates, contract.split)
     clock.lap("order")
     kept = int(ordering.order.size)
@@ -706,10 +777,17 @@ def _prepare(
         return Refused(log.problems, rows_in=rows_in, contract=contract)
 
     schema_hash = contracts.schema_hash(contract)
-    sha = content_sha256(schema_hash, ordering.hashes)
+    content = helper.submit(content_sha256, schema_hash, ordering.hashes)  # while the columns are reordered
+    rows, profiles, parts = _split_and_profile(columns, ordering, contract, pool, reserve, classes)
+    sha = content.result()
     dataset_id = dataset_id_for(sha)
-    rows, stats, parts = _split_and_profile(
-        columns, ordering, contract, pool, project=project, dataset_id=dataset_id, classes=classes
+    stats = stats_document(
+        project=project,
+        dataset_id=dataset_id,
+        contract=contract,
+        features=[profiles[f.name] for f in contract.features],
+        target=profiles[contract.target],
+        rows=rows,
     )
     clock.lap("split_profile")
     return Prepared(
