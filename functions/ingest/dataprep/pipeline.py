@@ -374,8 +374,10 @@ def _check_categorical(
     slots: list[npt.NDArray[np.int64]] = []  # each cell's slot, made when a problem needs its rows
 
     def rows_with(values: Mask) -> Mask:
+        """The cells holding the values `values` marks (a mask over the column's current dictionary)."""
+        current = cells.encoded[name]
         if not slots:
-            filled = encoded.indices.fill_null(len(dictionary))
+            filled = current.indices.fill_null(len(current.dictionary))
             slots.append(np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.int64))
         return np.append(values, False)[slots[0]]  # the extra slot is the empty cell
 
@@ -397,6 +399,7 @@ def _check_categorical(
             distinct = pc.dictionary_encode(quoted)  # "=x" quoted may equal a "'=x" already there: keep values unique
             neutralised = pa.DictionaryArray.from_arrays(distinct.indices.take(encoded.indices), distinct.dictionary)
             cells.arrays[name] = cells.encoded[name] = neutralised
+            slots.clear()  # a new dictionary (neutralised values may merge with ones already there)
             cleaning.warnings.add_rows(
                 "formula_neutralised",
                 f"column {name!r}: {int(formula.sum())} cell(s) a spreadsheet would execute were prefixed with a "

@@ -17,6 +17,8 @@ from ingest_helpers import (
     SMALL_HEADER,
     accepted,
     csv_of,
+    problem,
+    refused,
     small_contract,
     small_rows,
     split_table,
@@ -24,7 +26,7 @@ from ingest_helpers import (
     wine_lines,
 )
 
-from lepton.data.models import ColumnKind, ContractSource, NullPolicy, Task
+from lepton.data.models import ColumnKind, ColumnSpec, ContractSource, NullPolicy, Task
 
 
 def test_wine_is_accepted_with_an_inferred_contract_and_the_curated_layout():
@@ -316,6 +318,28 @@ def test_a_neutralised_formula_equal_to_a_quoted_cell_is_the_same_value():
     prepared = accepted(csv_of(SMALL_HEADER, rows), small_contract(formula_policy="neutralise"))
     assert prepared.rows_dropped == {"duplicate": 1}
     assert next(w for w in prepared.warnings if w.code == "duplicate_rows").rows == [5]
+
+
+def test_declared_categories_are_checked_on_the_neutralised_values():
+    """Neutralising "=A1" gives "'=A1", which the file also holds: the two merge into one value, and
+    the declared categories are checked against what is stored (an unknown one is refused naming its
+    rows, not a crash)."""
+    colour = ColumnSpec(name="colour", kind=ColumnKind.CATEGORICAL, categories=["red", "white", "rose", "'=A1"])
+    columns = [ColumnSpec(name="x", kind=ColumnKind.NUMERIC), colour, ColumnSpec(name="y", kind=ColumnKind.NUMERIC)]
+    contract = small_contract(formula_policy="neutralise", columns=columns)
+    rows = small_rows(40)
+    rows[3] = "7.5,=A1,1"
+    rows[4] = "8.5,'=A1,1"
+    prepared = accepted(csv_of(SMALL_HEADER, rows), contract)
+    stored = set()
+    for split in ("train", "validation", "test"):
+        stored |= set(split_table(prepared, split).column("colour").to_pylist())
+    assert stored == {"red", "white", "rose", "'=A1"}
+    rows[9] = "9.5,=B2,0"
+    rows[20] = "1.5,blue,0"
+    result = refused(csv_of(SMALL_HEADER, rows), contract)
+    unknown = problem(result, "unknown_category", "colour")
+    assert unknown.rows == [10, 21] and "'=B2" in unknown.message and "blue" in unknown.message
 
 
 def test_a_part_larger_than_its_estimate_is_written_all_the_same(monkeypatch):
