@@ -2,9 +2,14 @@
 `pandas.read_csv` of the same file, in the same run.
 
 Each measurement runs in a fresh child process (so that each has its own peak RSS and no warm cache
-of the other's allocations). Rounds alternate the candidates, and which of them goes first, so that
-the noise of a shared machine falls on all alike. The reported figure is each side's best run (the
-one least disturbed by other work); medians and per-round ratios are printed too.
+of the other's allocations). Every round runs each candidate once, back to back, alternating which
+goes first. The figure checked against the target is the median of the per-round ratios
+ingest/read_csv: each ratio pairs two runs made seconds apart, so the machine's drift (this 2-core
+VM's speed swings by about 25% from minute to minute) cancels within a round, and the median drops
+the rounds one side had disturbed. Each side's best run and the ratio of the bests and of the
+medians are printed too. (Until 2026-11-23 the checked figure was the ratio of the bests; that
+extreme-value statistic moved by 0.2 between runs of the same code here, because pandas' read uses
+both cores and gains more than ingest from a rare quiet moment: see docs/ingest.md.)
 
 Measured:
 - baseline:  pandas.read_csv(path) (default engine and options), nothing else.
@@ -19,7 +24,7 @@ Measured:
              object, DynamoDB idempotency, registry fake, Step Functions StartExecution), once, to
              show what the emulator adds.
 
-Usage: python bench/ingest_bench.py [--mb 220] [--repeats 5] [--results bench/results.json] [--skip-handler]
+Usage: python bench/ingest_bench.py [--mb 220] [--repeats 7] [--results bench/results.json] [--skip-handler]
        python bench/ingest_bench.py --mb 1000 --repeats 1 --skip-handler   (the 1 GB case, docs/ingest.md)
 `python -m bench ingest` calls run().
 """
@@ -187,7 +192,7 @@ def write_results(path: Path, entries: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps(merged, indent=2) + "\n")
 
 
-def measure(mb: int = 220, repeats: int = 5, handler: bool = True) -> list[dict[str, Any]]:
+def measure(mb: int = 220, repeats: int = 7, handler: bool = True) -> list[dict[str, Any]]:
     """Run the benchmark and return its results.json entries."""
     csv_path = DATA_DIR / f"ingest-{mb}mb.csv"
     if not csv_path.exists():
@@ -216,7 +221,8 @@ def measure(mb: int = 220, repeats: int = 5, handler: bool = True) -> list[dict[
             flush=True,
         )
     base, ours, first = (_summary(runs[name]) for name in candidates)
-    ratio = ours["best"] / base["best"]
+    rounds = [o["seconds"] / b["seconds"] for o, b in zip(runs["ingest"], runs["read_csv"], strict=True)]
+    ratio = statistics.median(rounds)
     for label, summary in (("pandas.read_csv (baseline)", base), ("ingest (contract known)", ours)):
         print(
             f"{label:<27} best {summary['best']:.2f} s (cpu {summary['best_cpu']:.2f} s), median "
@@ -236,17 +242,17 @@ def measure(mb: int = 220, repeats: int = 5, handler: bool = True) -> list[dict[
             f"handler on moto (S3 in and out, idempotency, StartExecution): {run['seconds']:.2f} s, "
             f"ratio {run['seconds'] / base['best']:.2f}, peak RSS {run['peak_mb']:.0f} MB"
         )
-    rounds = [o["seconds"] / b["seconds"] for o, b in zip(runs["ingest"], runs["read_csv"], strict=True)]
     verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
     print(
-        f"ratio ingest/read_csv: best/best {ratio:.2f}, median/median {ours['median'] / base['median']:.2f}, "
-        f"per round {', '.join(f'{r:.2f}' for r in rounds)} (target <= {TARGET_RATIO}): {verdict} the target"
+        f"ratio ingest/read_csv: median of the per-round ratios {ratio:.2f} (rounds: "
+        f"{', '.join(f'{r:.2f}' for r in rounds)}; best/best {ours['best'] / base['best']:.2f}, median/median "
+        f"{ours['median'] / base['median']:.2f}) (target <= {TARGET_RATIO}): {verdict} the target"
     )
     return [
         {
             "name": "ingest_csv_vs_pandas_read_csv",
-            "ours": round(ours["best"], 4),
-            "baseline": round(base["best"], 4),
+            "ours": round(ours["median"], 4),
+            "baseline": round(base["median"], 4),
             "unit": "s",
             "ratio": round(ratio, 4),
             "target": f"<= {TARGET_RATIO}",
@@ -262,7 +268,7 @@ def run() -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=220, help="size of the generated CSV in MB (at least 200)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--skip-handler", action="store_true", help="leave out the end-to-end run on moto")
     args = parser.parse_args(argv)
