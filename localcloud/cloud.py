@@ -74,6 +74,10 @@ class LocalCloud:
             _active = self
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._configure_moto()
+        # a fresh account, built under that configuration: a backend made earlier in this process (by
+        # an in-process `mock_aws`, say) would keep what it was built with, e.g. IAM without the AWS
+        # managed policies that the templates attach
+        self._reset_moto()
         self._server = ThreadedServer(ForwardingApp(moto_app(), self._dynamodb_endpoint), port=self._port)
         os.environ["MOTO_PORT"] = str(self._server.port)  # moto's Step Functions tasks call back on it
         self.runtime = LambdaRuntime(self._lambda_env(), self.state_dir / "lambda", self._log_sink)
