@@ -705,8 +705,8 @@ class DynamoRegistryRepository:
         project = change.project.after
         pk = project_pk(project.name)
 
-        def put(name: str, item: RegistryItem, condition: Condition | None, return_values: str | None = None) -> None:
-            tx.save(item, condition=condition, return_values=return_values)
+        def put(name: str, item: RegistryItem, condition: Condition | None) -> None:
+            tx.save(item, condition=condition)
             puts.append(name)
 
         before = change.project.before
