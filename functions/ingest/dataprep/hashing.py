@@ -286,9 +286,11 @@ def order_rows(
     """Sort the candidate rows (ascending row indices; None: every row) by hash, drop exact duplicates
     (verified cell by cell, so a hash collision never drops a distinct row) and cut the sorted rows into
     the splits."""
-    every = candidates is None or candidates.size == hashes.size
     # stable: of rows with equal hashes, the first (in file order) comes first and is the one kept
-    order = argsort_stable(hashes) if every or candidates is None else candidates[argsort_stable(hashes[candidates])]
+    if candidates is None or candidates.size == hashes.size:
+        order = argsort_stable(hashes)
+    else:
+        order = candidates[argsort_stable(hashes[candidates])]
     sorted_hashes = hashes[order]
     repeats = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1]) + 1
     duplicates = np.empty(0, dtype=np.int64)

@@ -326,7 +326,7 @@ class DynamoRegistryRepository:
         body = self._body(pk, sk)
         return model.model_validate_json(body) if body is not None else None
 
-    def _query(
+    def _query_items(
         self,
         hash_key: str,
         *,
@@ -336,14 +336,15 @@ class DynamoRegistryRepository:
         range_key_condition: Condition | None = None,
         filter_condition: Condition | None = None,
         newest_first: bool = False,
-    ) -> tuple[list[str], dict[str, str] | None]:
-        """One Query page: the `body` of the items (only that attribute is read) and the key to
-        continue from. Reads of the table are strongly consistent; an index's cannot be."""
+        attributes: Sequence[str] = BODY,
+    ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        """One Query page: the items (only `attributes` are read) and the key to continue from.
+        Reads of the table are strongly consistent; an index's cannot be."""
         data = self.t.connection.query(
             hash_key,
             range_key_condition=range_key_condition,
             filter_condition=filter_condition,
-            attributes_to_get=BODY,
+            attributes_to_get=list(attributes),
             consistent_read=index is None,
             exclusive_start_key=_raw(start) if start else None,
             index_name=index,
@@ -351,7 +352,12 @@ class DynamoRegistryRepository:
             return_consumed_capacity=NO_CAPACITY,
             scan_index_forward=not newest_first,
         )
-        return [raw["body"]["S"] for raw in data.get("Items", [])], _flat(data.get("LastEvaluatedKey"))
+        return data.get("Items", []), _flat(data.get("LastEvaluatedKey"))
+
+    def _query(self, hash_key: str, **kwargs: Any) -> tuple[list[str], dict[str, str] | None]:
+        """`_query_items` reading only the items' `body`: the bodies and the key to continue from."""
+        items, last = self._query_items(hash_key, **kwargs)
+        return [raw["body"]["S"] for raw in items], last
 
     def _batch_bodies(self, keys: list[dict[str, str]]) -> dict[str, str]:
         """sk -> body of the items with these keys (one BatchGetItem, more only for the
@@ -368,7 +374,7 @@ class DynamoRegistryRepository:
             pending = [{"pk": k["pk"]["S"], "sk": k["sk"]["S"]} for k in unprocessed]
         return bodies
 
-    def _page(
+    def _page_items(
         self,
         pk: str,
         *,
@@ -380,12 +386,14 @@ class DynamoRegistryRepository:
         filter_condition: Condition | None = None,
         newest_first: bool = False,
         range_key_condition: Condition | None = None,
-    ) -> tuple[list[str], str | None]:
-        """One Query: the `body` of at most `limit` items evaluated, and the cursor of the next page."""
+        attributes: Sequence[str] = BODY,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One Query: at most `limit` items evaluated (only `attributes` read), and the cursor of the
+        next page."""
         start = cursors.decode(cursor, expect=expect)
         if range_key_condition is None and sk_prefix is not None:
             range_key_condition = RegistryItem.sk.startswith(sk_prefix)
-        bodies, last = self._query(
+        items, last = self._query_items(
             pk,
             limit=limit,
             start=start,
@@ -393,8 +401,14 @@ class DynamoRegistryRepository:
             range_key_condition=range_key_condition,
             filter_condition=filter_condition,
             newest_first=newest_first,
+            attributes=attributes,
         )
-        return bodies, cursors.encode(last)
+        return items, cursors.encode(last)
+
+    def _page(self, pk: str, **kwargs: Any) -> tuple[list[str], str | None]:
+        """`_page_items` reading only the items' `body`: the bodies and the next page's cursor."""
+        items, cursor = self._page_items(pk, **kwargs)
+        return [raw["body"]["S"] for raw in items], cursor
 
     def get_project(self, name: str) -> Project | None:
         return self._get(Project, project_pk(name), "PROJECT")
@@ -432,29 +446,24 @@ class DynamoRegistryRepository:
         """One Query of gsi2 (eventually consistent on AWS, as every index): membership items and
         the project items whose creator's membership still lives on them, by project name."""
         hash_key = member_key(principal)
-        start = cursors.decode(
-            cursor,
+        items, nxt = self._page_items(
+            hash_key,
+            limit=limit,
+            cursor=cursor,
             expect={
                 "gsi2pk": _equals(hash_key),
                 "gsi2sk": _prefixed("PROJECT#"),
                 "pk": lambda v: v.startswith(("PRINCIPAL#", "PROJECT#")),
                 "sk": _prefixed("PROJECT"),
             },
-        )
-        data = self.t.connection.query(
-            hash_key,
-            attributes_to_get=["gsi2sk", "role"],
-            consistent_read=False,
-            exclusive_start_key=_raw(start) if start else None,
-            index_name="gsi2",
-            limit=limit,
-            return_consumed_capacity=NO_CAPACITY,
+            index="gsi2",
+            attributes=["gsi2sk", "role"],
         )
         members = [
             Membership(principal=principal, project=raw["gsi2sk"]["S"].removeprefix("PROJECT#"), role=raw["role"]["S"])
-            for raw in data.get("Items", [])
+            for raw in items
         ]
-        return Page(members, cursors.encode(_flat(data.get("LastEvaluatedKey"))))
+        return Page(members, nxt)
 
     def get_version(self, project: str, number: int) -> ModelVersion | None:
         return self._get(ModelVersion, project_pk(project), f"VERSION#{num(number)}")
