@@ -35,10 +35,10 @@ state after a few calls), and the warm-up's first and last rounds are printed fo
 interleaved (ours, MLflow, then MLflow, ours, ...) so that a shared machine's noise falls on both
 alike; ratios are ratios of medians with a 95% bootstrap interval over the paired samples.
 
-Where the time goes (ours): the CPU time of this process inside botocore calls (botocore, urllib3)
-and outside them (domain code, pydantic, pynamodb), the CPU time of DynamoDB Local's JVM, and the
-rest of the wall time: waiting, mostly for a CPU when the client and the server hand a request to
-each other on a busy machine (MLflow runs in-process and never waits that way).
+Where the time goes (ours): the CPU time of this process inside botocore calls (botocore and
+the registry's HTTP transport) and outside them (domain code, pydantic, pynamodb), the CPU time of
+DynamoDB Local's JVM, and the rest of the wall time: waiting, mostly for a CPU when the client and
+the server hand a request to each other on a busy machine (MLflow runs in-process and never waits that way).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def median_ms(samples: list[float]) -> float:
 class CallCounter:
     """Counts DynamoDB API calls through one botocore client (`before-call` events) and the CPU
     time this process spends inside them (botocore's _make_api_call: serialisation, signing,
-    urllib3, parsing; waiting for the answer costs no CPU time)."""
+    the HTTP transport, parsing; waiting for the answer costs no CPU time)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -659,10 +659,10 @@ def report(m: Measurement) -> None:
         else:
             print(f"{op:<60}{ours_txt}{theirs_txt}")
     print(
-        "\nwhere ours' time goes (mean ms per operation): CPU in this process inside botocore calls (botocore, "
-        "urllib3) + outside them (domain code, pydantic, pynamodb) + DynamoDB Local's JVM CPU (all its threads, "
-        "JIT and GC included) + the rest (waiting: I/O, and for a CPU when client and server hand a request "
-        "over; negative when the JVM's background threads ran on another CPU meanwhile) = mean wall time"
+        "\nwhere ours' time goes (mean ms per operation): CPU in this process inside botocore calls (botocore "
+        "and the HTTP transport) + outside them (domain code, pydantic, pynamodb) + DynamoDB Local's JVM CPU "
+        "(all its threads, JIT and GC included) + the rest (waiting: I/O, and for a CPU when client and server "
+        "hand a request over; negative when the JVM's background threads ran on another CPU meanwhile) = mean wall time"
     )
     for op in TARGETED:
         t = m.times[op]

@@ -71,6 +71,7 @@ from lepton.registry.models import (
     normalise_principal,
 )
 from lepton.registry.ports import Change, CommitConflict, JobClaim, Page, Snapshot, VersionQuery
+from lepton.registry.transport import KeepAliveTransport
 
 M = TypeVar("M", bound=BaseModel)
 I = TypeVar("I", bound="RegistryItem")  # noqa: E741
@@ -215,12 +216,15 @@ def _bind_class(cls: type[I], table_name: str, host: str | None, region: str | N
 USER_AGENT = f"Botocore/{botocore.__version__} ua/2.1 lang/python#{platform.python_version()} app/lepton-registry"
 
 
-def _fixed_user_agent(connection: TableConnection) -> None:
-    """Create the table's botocore client now, with USER_AGENT (the session's default config,
-    which botocore merges under pynamodb's own)."""
+def _client(connection: TableConnection) -> Any:
+    """Create the table's botocore client now: with USER_AGENT (the session's default config,
+    which botocore merges under pynamodb's own) and sending through KeepAliveTransport."""
     base = connection.connection
-    base.session.set_default_client_config(Config(user_agent=USER_AGENT))
-    base.client  # noqa: B018 (creates the client with that config)
+    session = base.session
+    session.set_default_client_config(Config(user_agent=USER_AGENT))
+    client = base.client
+    KeepAliveTransport.install(client, session)
+    return client
 
 
 @lru_cache(maxsize=32)
@@ -229,7 +233,7 @@ def bind(table_name: str, host: str | None = None, region: str | None = None) ->
     version = _bind_class(VersionItem, table_name, host, region)
     # the version model declares both indexes, so its connection knows the whole table schema
     connection = version._get_connection()
-    _fixed_user_agent(connection)
+    _client(connection)
     classes: dict[str, type[RegistryItem]] = {"version": version}
     for key, cls in {
         "project": ProjectItem,

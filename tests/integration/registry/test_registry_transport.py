@@ -1,0 +1,285 @@
+"""The registry client's HTTP transport (lepton.registry.transport) against real sockets: a small
+HTTP/1.1 server that answers like DynamoDB and records what arrives, one with TLS, and the registry
+on DynamoDB Local through it."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError, SSLError
+from registry_testkit import ALICE, make_service, set_fake_aws_env
+
+from lepton.registry.commands import NewProject
+from lepton.registry.dynamo import bind, create_table
+from lepton.registry.transport import KeepAliveTransport
+
+TABLE = "lepton-registry-transport"
+ITEM = {"Item": {"pk": {"S": "PROJECT#wine"}, "sk": {"S": "PROJECT"}, "body": {"S": "{}"}}}
+
+
+class FakeDynamo(BaseHTTPRequestHandler):
+    """Answers every DynamoDB request with a GetItem-like 200 and records it; `server.mode` makes
+    it drop the first request unanswered, close the connection after each answer, or answer late."""
+
+    protocol_version = "HTTP/1.1"
+    server: Recorder
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.server.lock:
+            self.server.requests.append(
+                {"peer": self.client_address, "target": self.path, "headers": dict(self.headers), "body": body}
+            )
+            n = len(self.server.requests)
+        if self.server.mode == "drop-first" and n == 1:
+            self.close_connection = True  # no answer at all
+            return
+        if self.server.mode == "slow":
+            time.sleep(1.0)
+        data = json.dumps(ITEM).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("x-amzn-RequestId", f"req-{n}")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        if self.server.mode == "close-after":
+            self.close_connection = True  # an idle timeout, without announcing it
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+class Recorder(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, mode: str = "ok") -> None:
+        super().__init__(("127.0.0.1", 0), FakeDynamo)
+        self.mode = mode
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self.closed = threading.Semaphore(0)  # released for every connection the server closed
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        self.closed.release()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def peers(self) -> set[Any]:
+        return {r["peer"] for r in self.requests}
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    servers: list[Recorder] = []
+
+    def start(mode: str = "ok", tls: ssl.SSLContext | None = None) -> Recorder:
+        server = Recorder(mode)
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def client_for(url: str, *, attempts: int = 4, read_timeout: float = 60, ca_bundle: str | None = None) -> Any:
+    set_fake_aws_env()
+    session = botocore.session.get_session()
+    if ca_bundle is not None:
+        session.set_config_variable("ca_bundle", ca_bundle)
+    config = Config(read_timeout=read_timeout, retries={"total_max_attempts": attempts, "mode": "standard"})
+    client = session.create_client("dynamodb", region_name="us-east-1", endpoint_url=url, config=config)
+    assert KeepAliveTransport.install(client, session) is not None
+    return client
+
+
+def transport_of(client: Any) -> KeepAliveTransport:
+    transport = client._endpoint.http_session
+    assert isinstance(transport, KeepAliveTransport)
+    return transport
+
+
+def get(client: Any) -> dict[str, Any]:
+    return dict(client.get_item(TableName=TABLE, Key={"pk": {"S": "PROJECT#wine"}, "sk": {"S": "PROJECT"}}))
+
+
+class CountingSocket:
+    """A socket that counts its `sendall` calls."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.writes = 0
+
+    def sendall(self, data: bytes, *args: Any) -> None:
+        self.writes += 1
+        self._sock.sendall(data, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def test_requests_share_one_connection_and_are_written_whole(serve: Any) -> None:
+    server = serve()
+    client = client_for(server.url)
+    assert get(client)["Item"]["body"] == {"S": "{}"}
+    connection = transport_of(client)._slot.connection
+    assert connection is not None
+    counting = connection.sock = CountingSocket(connection.sock)
+    for _ in range(4):
+        response = get(client)
+        assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"].startswith("req-")
+        assert response["ResponseMetadata"]["RetryAttempts"] == 0
+    assert counting.writes == 4  # head and body in one write each
+    assert len(server.requests) == 5 and len(server.peers()) == 1  # one kept-alive connection
+    first = server.requests[-1]
+    # the request botocore serialised and signed arrives as it was made
+    assert first["target"] == "/"
+    assert first["headers"]["X-Amz-Target"] == "DynamoDB_20120810.GetItem"
+    assert first["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=")
+    assert json.loads(first["body"])["TableName"] == TABLE
+    assert transport_of(client).sent == 5
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_sending(serve: Any) -> None:
+    server = serve("close-after")
+    client = client_for(server.url, attempts=1)  # no retry could hide a failed send
+    for _ in range(3):
+        assert get(client)["ResponseMetadata"]["RetryAttempts"] == 0
+        assert server.closed.acquire(timeout=10)  # idle now: the server has closed its end
+    assert len(server.requests) == 3 and len(server.peers()) == 3
+
+
+def test_a_request_the_server_dropped_is_retried_by_botocore(serve: Any) -> None:
+    server = serve("drop-first")
+    client = client_for(server.url)
+    response = get(client)
+    assert response["ResponseMetadata"]["RetryAttempts"] == 1
+    assert len(server.requests) == 2 and len(server.peers()) == 2
+
+
+def test_failures_are_botocore_exceptions(serve: Any) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    with pytest.raises(EndpointConnectionError, match=f"127.0.0.1:{port}"):
+        get(client_for(f"http://127.0.0.1:{port}", attempts=1))
+    slow = serve("slow")
+    client = client_for(slow.url, attempts=1, read_timeout=0.2)
+    with pytest.raises(ReadTimeoutError):
+        get(client)
+    assert transport_of(client)._slot.connection is None  # the half-used connection is dropped
+
+
+def test_each_thread_has_its_own_connection(serve: Any) -> None:
+    server = serve()
+    client = client_for(server.url)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                get(client)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(server.requests) == 20 and len(server.peers()) == 4
+
+
+def test_a_proxy_in_the_environment_sends_through_botocore(serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = serve()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    client = client_for("http://dynamodb.example.internal:8000")
+    assert get(client)["Item"]["body"] == {"S": "{}"}
+    # urllib3 asked the proxy for the absolute URL; this transport sent nothing
+    assert proxy.requests[0]["target"] == "http://dynamodb.example.internal:8000/"
+    assert transport_of(client).sent == 0
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_https_verifies_the_server_against_the_ca_bundle(serve: Any, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, "server")
+    other, _ = self_signed(tmp_path, "other")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = serve(tls=tls)
+    url = f"https://localhost:{server.server_address[1]}"
+    trusted = client_for(url, ca_bundle=str(cert))
+    for _ in range(3):
+        assert get(trusted)["Item"]["body"] == {"S": "{}"}
+    assert len(server.peers()) == 1 and transport_of(trusted).sent == 3
+    with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+        get(client_for(url, attempts=1, ca_bundle=str(other)))
+
+
+@pytest.mark.dynamodb_local
+def test_the_registry_sends_through_it(dynamodb_local: Any) -> None:
+    set_fake_aws_env()
+    table = f"lepton-registry-{uuid.uuid4().hex[:10]}"
+    create_table(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_local.endpoint_url), table)
+    transport = transport_of(bind(table, dynamodb_local.endpoint_url, "us-east-1").connection.connection.client)
+    before = transport.sent
+    svc = make_service(table, host=dynamodb_local.endpoint_url)
+    svc.create_project(ALICE, NewProject(name="transported"))
+    assert svc.get_project(ALICE, "transported").members
+    assert transport.sent == before + 2
