@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import os
 import socket
 import ssl
 import threading
@@ -20,7 +21,10 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from botocore.auth import AUTH_TYPE_MAPS, SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError, SSLError
 from registry_testkit import ALICE, make_service, set_fake_aws_env
 
@@ -32,6 +36,28 @@ TABLE = "lepton-registry-transport"
 ITEM = {"Item": {"pk": {"S": "PROJECT#wine"}, "sk": {"S": "PROJECT"}, "body": {"S": "{}"}}}
 
 
+def signature_matches(method: str, scheme: str, path: str, headers: Any, body: bytes) -> bool:
+    """What AWS checks: the SigV4 signature in Authorization, recomputed from the request as it
+    arrived (the headers it names, the Host the client sent, the body) with the caller's secret."""
+    received = {name.lower(): value for name, value in headers.items()}
+    fields = dict(part.strip().split("=", 1) for part in received["authorization"].split(" ", 1)[1].split(","))
+    access_key, date, region, service, _ = fields["Credential"].split("/")
+    signed = fields["SignedHeaders"].split(";")
+    request = AWSRequest(
+        method=method,
+        url=f"{scheme}://{received['host']}{path}",
+        headers={name: received[name] for name in signed},
+        data=body,
+    )
+    request.context["timestamp"] = received["x-amz-date"]
+    assert date == received["x-amz-date"][:8]
+    auth = SigV4Auth(Credentials(access_key, os.environ["AWS_SECRET_ACCESS_KEY"]), service, region)
+    canonical = auth.canonical_request(request)
+    if auth.signed_headers(auth.headers_to_sign(request)) != fields["SignedHeaders"]:
+        return False
+    return bool(auth.signature(auth.string_to_sign(request, canonical), request) == fields["Signature"])
+
+
 class FakeDynamo(BaseHTTPRequestHandler):
     """Answers every DynamoDB request with a GetItem-like 200 and records it; `server.mode` makes
     it drop the first request unanswered, close the connection after each answer, or answer late."""
@@ -41,9 +67,16 @@ class FakeDynamo(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        signed = signature_matches(self.command, self.server.scheme, self.path, self.headers, body)
         with self.server.lock:
             self.server.requests.append(
-                {"peer": self.client_address, "target": self.path, "headers": dict(self.headers), "body": body}
+                {
+                    "peer": self.client_address,
+                    "target": self.path,
+                    "headers": dict(self.headers),
+                    "body": body,
+                    "signed": signed,
+                }
             )
             n = len(self.server.requests)
         if self.server.mode == "drop-first" and n == 1:
@@ -74,6 +107,7 @@ class Recorder(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.closed = threading.Semaphore(0)  # released for every connection the server closed
+        self.scheme = "http"
 
     def shutdown_request(self, request: Any) -> None:
         super().shutdown_request(request)
@@ -95,6 +129,7 @@ def serve() -> Iterator[Any]:
         server = Recorder(mode)
         if tls is not None:
             server.socket = tls.wrap_socket(server.socket, server_side=True)
+            server.scheme = "https"
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server
@@ -270,6 +305,45 @@ def test_https_verifies_the_server_against_the_ca_bundle(serve: Any, tmp_path: P
     assert len(server.peers()) == 1 and transport_of(trusted).sent == 3
     with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"):
         get(client_for(url, attempts=1, ca_bundle=str(other)))
+
+
+@pytest.mark.parametrize("signer", ["default", "python"])
+def test_requests_arrive_with_a_signature_that_verifies(
+    signer: str, serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP and HTTPS, with botocore's default SigV4 signer (the CRT one where awscrt is
+    installed, as here) and its Python one (the Lambda runtime has no awscrt)."""
+    if signer == "python":
+        monkeypatch.setitem(AUTH_TYPE_MAPS, "v4", SigV4Auth)
+    cert, key = self_signed(tmp_path, "server")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    for server, url in (
+        (plain := serve(), plain.url),
+        (secure := serve(tls=tls), f"https://localhost:{secure.server_address[1]}"),
+    ):
+        client = client_for(url, ca_bundle=str(cert))
+        for _ in range(2):
+            get(client)
+        client.put_item(TableName=TABLE, Item=ITEM["Item"])
+        assert [r["signed"] for r in server.requests] == [True, True, True]
+        assert transport_of(client).sent == 3
+
+
+def test_a_tampered_request_fails_verification() -> None:
+    """The verifier above can fail: a body changed after signing does not verify."""
+    set_fake_aws_env()
+    session = botocore.session.get_session()
+    request = AWSRequest(
+        method="POST",
+        url="http://127.0.0.1:8000/",
+        headers={"X-Amz-Target": "DynamoDB_20120810.GetItem", "Content-Type": "application/x-amz-json-1.0"},
+        data=b'{"TableName": "a"}',
+    )
+    SigV4Auth(session.get_credentials(), "dynamodb", "us-east-1").add_auth(request)
+    headers = {**request.headers, "Host": "127.0.0.1:8000"}
+    assert signature_matches("POST", "http", "/", headers, b'{"TableName": "a"}')
+    assert not signature_matches("POST", "http", "/", headers, b'{"TableName": "b"}')
 
 
 @pytest.mark.dynamodb_local
