@@ -145,16 +145,6 @@ def process_cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class _Body:
-    """What botocore reads an HTTP body from (AWSResponse.raw)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.data
-
-
 class Replayer:
     """DynamoDB Local's own time for exactly the requests an operation makes: the operation runs
     with its request captured instead of sent (botocore's before-send gets a canned empty 200),
@@ -171,10 +161,12 @@ class Replayer:
         from botocore.awsrequest import AWSResponse
         from botocore.compat import HTTPHeaders
 
+        from lepton.registry.transport import BytesBody
+
         self.captured.append(request)
         headers = HTTPHeaders()
         headers["Content-Type"] = "application/x-amz-json-1.0"
-        return AWSResponse(request.url, 200, headers, _Body(b"{}"))
+        return AWSResponse(request.url, 200, headers, BytesBody(b"{}"))
 
     def capture(self, operation: Callable[[], Any]) -> list[Any]:
         self.captured = []

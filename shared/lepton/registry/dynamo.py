@@ -220,10 +220,9 @@ def _client(connection: TableConnection) -> Any:
     """Create the table's botocore client now: with USER_AGENT (the session's default config,
     which botocore merges under pynamodb's own) and sending through KeepAliveTransport."""
     base = connection.connection
-    session = base.session
-    session.set_default_client_config(Config(user_agent=USER_AGENT))
+    base.session.set_default_client_config(Config(user_agent=USER_AGENT))
     client = base.client
-    KeepAliveTransport.install(client, session)
+    KeepAliveTransport.install(client)
     return client
 
 

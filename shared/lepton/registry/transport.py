@@ -16,11 +16,11 @@ A failure is raised as the botocore exception urllib3's would have become
 (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError, SSLError),
 so the retry policy sees the same thing, and the connection is dropped.
 
-What it cannot send exactly as botocore would goes to botocore's own session, which it keeps: a
-URL a proxy applies to, a body that is not bytes. A client with a client certificate or
-configured proxies keeps botocore's session altogether. HTTPS verifies the server against the CA
-bundle botocore would use (AWS_CA_BUNDLE or the `ca_bundle` setting, REQUESTS_CA_BUNDLE, else
-botocore's default).
+What it cannot send exactly as botocore would goes to botocore's own session, which it keeps and
+asks: a URL that session would send through a proxy, a body that is not bytes. A client with a
+client certificate or with TLS verification turned off keeps botocore's session altogether. HTTPS
+verifies the server against the CA bundle botocore's session resolved (AWS_CA_BUNDLE or the
+`ca_bundle` setting, REQUESTS_CA_BUNDLE, else botocore's default).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from botocore.exceptions import (
     SSLError,
 )
 from botocore.httpsession import URLLib3Session, get_cert_path
-from botocore.utils import get_environ_proxies
 from urllib3.util.wait import wait_for_read
 
 
@@ -73,7 +72,7 @@ class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
     pass
 
 
-class _Body:
+class BytesBody:
     """The response body as botocore reads it from `AWSResponse.raw`."""
 
     def __init__(self, data: bytes) -> None:
@@ -89,18 +88,14 @@ class _Slot(threading.local):
     pid: int = 0
 
 
-def default_verify(session: Any) -> str | Literal[True]:
-    """The CA bundle botocore would verify with for a client of `session` made without `verify=`."""
-    return session.get_config_variable("ca_bundle") or os.environ.get("REQUESTS_CA_BUNDLE") or True
-
-
 class KeepAliveTransport:
     """An HTTP session for botocore's Endpoint (see the module's docstring); `install` puts one
     in a client."""
 
     def __init__(
         self,
-        fallback: Any,
+        fallback: URLLib3Session,
+        proxies: Any,
         *,
         connect_timeout: float | None,
         read_timeout: float | None,
@@ -108,13 +103,13 @@ class KeepAliveTransport:
         tcp_keepalive: bool = False,
     ) -> None:
         self.fallback = fallback  # botocore's own session, for what this one does not send
+        self._proxies = proxies  # that session's ProxyConfiguration
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.tcp_keepalive = tcp_keepalive
         self._verify = verify
         self._tls: ssl.SSLContext | None = None
         self._slot = _Slot()
-        self._direct: dict[tuple[str, str], bool] = {}
         self._count = 0
         self._count_lock = threading.Lock()
 
@@ -124,21 +119,26 @@ class KeepAliveTransport:
         return self._count
 
     @classmethod
-    def install(cls, client: Any, session: Any) -> KeepAliveTransport | None:
-        """Give `client` this transport, with its timeouts and TCP keep-alive setting and
-        `session`'s CA bundle; None (and botocore's session stays) for a client with a client
-        certificate or configured proxies, or a botocore whose endpoint no longer looks as
-        expected."""
+    def install(cls, client: Any) -> KeepAliveTransport | None:
+        """Give `client` this transport, with its timeouts and TCP keep-alive setting and the CA
+        bundle its botocore session resolved; None (and botocore's session stays) for a client
+        with a client certificate or with verification off, or a botocore whose endpoint no longer
+        looks as expected."""
         config = client.meta.config
         endpoint: Any = getattr(client, "_endpoint", None)
         fallback = getattr(endpoint, "http_session", None)
-        if config.client_cert or config.proxies or not isinstance(fallback, URLLib3Session):
+        if not isinstance(fallback, URLLib3Session) or config.client_cert:
+            return None
+        verify = getattr(fallback, "_verify", None)  # True or a CA bundle path, as botocore resolved it
+        proxies = getattr(fallback, "_proxy_config", None)  # which URLs botocore sends through a proxy
+        if (verify is not True and not isinstance(verify, str)) or proxies is None:
             return None
         transport = cls(
             fallback,
+            proxies,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
-            verify=default_verify(session),
+            verify=verify,
             tcp_keepalive=bool(config.tcp_keepalive),
         )
         endpoint.http_session = transport
@@ -156,7 +156,7 @@ class KeepAliveTransport:
         if (
             not isinstance(body, bytes)
             or url.scheme not in ("http", "https")
-            or not self._is_direct(url.scheme, url.netloc, request.url)
+            or self._proxies.proxy_url_for(request.url)  # what botocore's session would send via a proxy
         ):
             return self.fallback.send(request)
         origin = (url.scheme, url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
@@ -181,16 +181,9 @@ class KeepAliveTransport:
             self._count += 1
         # an http.client HTTPMessage: the case-insensitive mapping botocore's HTTPHeaders extends
         answer_headers = cast(HTTPHeaders, response.headers)
-        return AWSResponse(request.url, response.status, answer_headers, _Body(data))
+        return AWSResponse(request.url, response.status, answer_headers, BytesBody(data))
 
     # ------------------------------------------------------------------------------ plumbing
-
-    def _is_direct(self, scheme: str, netloc: str, url: str) -> bool:
-        key = (scheme, netloc)
-        direct = self._direct.get(key)
-        if direct is None:
-            direct = self._direct[key] = scheme not in get_environ_proxies(url)
-        return direct
 
     def _connection(self, origin: tuple[str, str, int], url: str) -> http.client.HTTPConnection:
         slot = self._slot

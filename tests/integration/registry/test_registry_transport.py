@@ -147,7 +147,7 @@ def client_for(url: str, *, attempts: int = 4, read_timeout: float = 60, ca_bund
         session.set_config_variable("ca_bundle", ca_bundle)
     config = Config(read_timeout=read_timeout, retries={"total_max_attempts": attempts, "mode": "standard"})
     client = session.create_client("dynamodb", region_name="us-east-1", endpoint_url=url, config=config)
-    assert KeepAliveTransport.install(client, session) is not None
+    assert KeepAliveTransport.install(client) is not None
     return client
 
 
@@ -258,6 +258,21 @@ def test_a_proxy_in_the_environment_sends_through_botocore(serve: Any, monkeypat
     # urllib3 asked the proxy for the absolute URL; this transport sent nothing
     assert proxy.requests[0]["target"] == "http://dynamodb.example.internal:8000/"
     assert transport_of(client).sent == 0
+
+
+def test_a_client_without_verification_or_with_a_client_certificate_keeps_botocores_session(tmp_path: Path) -> None:
+    set_fake_aws_env()
+    cert, key = self_signed(tmp_path, "client")
+    session = botocore.session.get_session()
+    kinds = {
+        "verify off": session.create_client("dynamodb", region_name="us-east-1", verify=False),
+        "client certificate": session.create_client(
+            "dynamodb", region_name="us-east-1", config=Config(client_cert=(str(cert), str(key)))
+        ),
+    }
+    for kind, client in kinds.items():
+        assert KeepAliveTransport.install(client) is None, kind
+        assert not isinstance(client._endpoint.http_session, KeepAliveTransport), kind
 
 
 def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
