@@ -23,6 +23,7 @@ from lepton.registry.models import (
     TagValue,
     TrainingConfig,
     VersionNumber,
+    fresh,
 )
 
 
@@ -34,8 +35,8 @@ class NewProject(Command):
     name: ProjectId
     description: Description = ""
     contract: DataContract | None = None
-    training: TrainingConfig = TrainingConfig()
-    policy: PromotionPolicy = PromotionPolicy()
+    training: TrainingConfig = fresh(TrainingConfig)
+    policy: PromotionPolicy = fresh(PromotionPolicy)
 
 
 class ProjectPatch(Command):
@@ -89,7 +90,7 @@ class VersionPatch(Command):
 class NewRun(Command):
     base_version: VersionNumber | None = Field(default=None, description="the version to branch from")
     branch: BranchName | None = Field(default=None, description="defaults to the base version's branch, else main")
-    overrides: RunOverrides = RunOverrides()
+    overrides: RunOverrides = fresh(RunOverrides)
 
 
 __all__ = ["NewProject", "NewRun", "ProjectPatch", "RegisterVersion", "VersionPatch"]

@@ -218,9 +218,14 @@ USER_AGENT = f"Botocore/{botocore.__version__} ua/2.1 lang/python#{platform.pyth
 
 def _client(connection: TableConnection) -> Any:
     """Create the table's botocore client now: with USER_AGENT (the session's default config,
-    which botocore merges under pynamodb's own) and sending through KeepAliveTransport."""
+    which botocore merges under pynamodb's own) and sending through KeepAliveTransport.
+
+    It does not validate parameters against the service model (`parameter_validation=False`):
+    pynamodb builds every request from the declared models and the domain validates what users
+    send before that, and DynamoDB validates every request again (a ValidationException). The
+    client-side walk of a PutItem's shape costs 90 us of CPU per call here."""
     base = connection.connection
-    base.session.set_default_client_config(Config(user_agent=USER_AGENT))
+    base.session.set_default_client_config(Config(user_agent=USER_AGENT, parameter_validation=False))
     client = base.client
     KeepAliveTransport.install(client)
     return client

@@ -98,6 +98,13 @@ class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def fresh(cls: type[Record]) -> Any:
+    """A field whose default is a new `cls()` per instance, shown in the JSON schema as a plain
+    default would be. A model instance given as a plain default is deep-copied for every instance
+    that uses it (pydantic copies an unhashable default): 40 us per NewProject here."""
+    return Field(default_factory=cls, json_schema_extra={"default": cls().model_dump(mode="json")})
+
+
 # ------------------------------------------------------------------------------------ roles/project
 
 
@@ -159,8 +166,8 @@ class Project(Record):
     name: ProjectId
     description: Description = ""
     contract: DataContract | None = None
-    training: TrainingConfig = TrainingConfig()
-    policy: PromotionPolicy = PromotionPolicy()
+    training: TrainingConfig = fresh(TrainingConfig)
+    policy: PromotionPolicy = fresh(PromotionPolicy)
     members: dict[str, Role] = Field(description="principal ARN -> role")
     created_at: datetime
     created_by: str

@@ -1,20 +1,21 @@
 """The registry's HTTP transport: botocore's signed requests on one kept-alive connection per thread.
 
 botocore sends through urllib3: a connection pool, urllib3's request and response objects on top
-of http.client's, and the request head and body written to the socket separately. Per DynamoDB
-call that costs about 0.5-0.7 ms of CPU here, a fifth of the SDK's whole per-call cost and more
-than DynamoDB Local needs to answer a GetItem (measured: docs/registry.md, "HTTP transport").
-The registry makes one or two calls per operation, so that is most of what it spends on top of
-the store.
+of http.client's, the request head and body written to the socket separately, and the response
+head handed to the `email` package's parser. Per DynamoDB call that costs about 0.5-0.7 ms of CPU
+here, a fifth of the SDK's whole per-call cost and more than DynamoDB Local needs to answer a
+GetItem (measured: docs/registry.md, "HTTP transport"). The registry makes one or two calls per
+operation, so that is most of what it spends on top of the store.
 
 `KeepAliveTransport` takes the place of the registry client's HTTP session (botocore's
 `URLLib3Session`, behind `client._endpoint.http_session`): botocore still serialises, signs, runs
 every `before-send` handler (moto's in-process mock answers there, and then nothing is sent),
 parses, checks the CRC32 and retries exactly as before. The transport only moves the bytes: head
-and body in one `sendall` on a persistent stdlib `http.client` connection of the calling thread.
-A failure is raised as the botocore exception urllib3's would have become
-(EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError, SSLError),
-so the retry policy sees the same thing, and the connection is dropped.
+and body in one `sendall` on a persistent connection of the calling thread, and the answer read
+as RFC 9112 frames it (`_Connection`). A failure is raised as the botocore exception urllib3's
+would have become (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+ConnectionClosedError, SSLError), so the retry policy sees the same thing, and the connection is
+dropped.
 
 What it cannot send exactly as botocore would goes to botocore's own session, which it keeps and
 asks: a URL that session would send through a proxy, a body that is not bytes. A client with a
@@ -46,30 +47,123 @@ from botocore.exceptions import (
 from botocore.httpsession import URLLib3Session, get_cert_path
 from urllib3.util.wait import wait_for_read
 
-
-class _OneWrite:
-    """http.client writes a request's head and its body with two `sendall`s, so the server
-    wakes up twice (and may answer the first with a delayed ACK). A bytes body goes in the same
-    write as the head, as botocore's own AWSConnection does."""
-
-    _buffer: list[bytes]
-
-    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
-        if isinstance(message_body, bytes):
-            self._buffer.extend((b"", b""))
-            message = b"\r\n".join(self._buffer) + message_body
-            del self._buffer[:]
-            self.send(message)  # type: ignore[attr-defined]
-            return
-        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+_MAX_LINE = 65536  # the limits http.client applies to a response's lines and headers
+_MAX_HEADERS = 100
+_NO_BODY = frozenset((204, 304))
 
 
-class _HTTPConnection(_OneWrite, http.client.HTTPConnection):
-    pass
+class _Connection:
+    """One HTTP/1.1 connection: a socket (TLS-wrapped for https) and a buffered reader on it.
 
+    It writes a request's head and body in one `sendall` (http.client and urllib3 write them
+    separately, which wakes the server twice) and reads the response with the reader's C
+    `readline`/`read`. http.client hands the header block to the `email` package's parser, which
+    costs more CPU here than the rest of the response (measured: 77 us against 4 us per
+    DynamoDB answer). The framing is RFC 9112's: 1xx answers skipped, no body for HEAD, 204 and
+    304, chunked or Content-Length bodies, else the body runs to the end of the connection.
+    Failures are raised as http.client's exceptions or OSError, for `_failure` to map."""
 
-class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
-    pass
+    def __init__(self, sock: socket.socket, host_header: str) -> None:
+        self.sock = sock
+        self.host_header = host_header
+        self.reader = sock.makefile("rb")
+        self.will_close = False
+
+    def request(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        lines = [f"{method} {path} HTTP/1.1"]
+        names = set()
+        for name, value in headers.items():
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                raise ValueError(f"invalid header {name!r}")
+            lines.append(f"{name}: {value}")
+            names.add(name.lower())
+        if "host" not in names:
+            lines.append(f"Host: {self.host_header}")
+        if "content-length" not in names and (body or method in ("POST", "PUT", "PATCH")):
+            lines.append(f"Content-Length: {len(body)}")
+        lines += ("", "")
+        self.sock.sendall("\r\n".join(lines).encode("latin-1") + body)
+
+    def response(self, method: str) -> tuple[int, dict[str, str], bytes]:
+        while True:
+            version, status = self._status_line()
+            headers = self._headers()
+            if not 100 <= status < 200 or status == 101:
+                break
+        names = {name.lower(): value for name, value in headers.items()}
+        token = names.get("connection", "").lower()
+        self.will_close = "close" in token or (version == "HTTP/1.0" and "keep-alive" not in token)
+        if method == "HEAD" or status in _NO_BODY or 100 <= status < 200:
+            return status, headers, b""
+        if "chunked" in names.get("transfer-encoding", "").lower():
+            return status, headers, self._chunked()
+        length = names.get("content-length")
+        if length is not None:
+            if not length.strip().isdigit():
+                raise http.client.HTTPException(f"invalid Content-Length {length!r}")
+            return status, headers, self._exactly(int(length))
+        self.will_close = True
+        return status, headers, self.reader.read()
+
+    def _line(self) -> bytes:
+        line = self.reader.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        return line
+
+    def _status_line(self) -> tuple[str, int]:
+        line = self._line()
+        if not line:
+            raise http.client.RemoteDisconnected("Remote end closed connection without response")
+        version, _, rest = line.decode("latin-1").partition(" ")
+        code = rest[:3]
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise http.client.BadStatusLine(line.decode("latin-1"))
+        return version, int(code)
+
+    def _headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        while True:
+            line = self._line()
+            if line in (b"\r\n", b"\n"):
+                return headers
+            if not line:
+                raise http.client.IncompleteRead(b"", None)
+            if len(headers) >= _MAX_HEADERS:
+                raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep:
+                raise http.client.HTTPException(f"malformed header line {line!r}")
+            name, value = name.strip(), value.strip()
+            # a repeated header is one, its values joined by commas (RFC 9110, 5.3), as urllib3 does
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+
+    def _exactly(self, n: int) -> bytes:
+        data = self.reader.read(n)
+        if len(data) < n:
+            raise http.client.IncompleteRead(data, n - len(data))
+        return data
+
+    def _chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            size = self._line().split(b";", 1)[0].strip()
+            try:
+                n = int(size, 16)
+            except ValueError:
+                raise http.client.IncompleteRead(b"".join(chunks)) from None
+            if n == 0:
+                break
+            chunks.append(self._exactly(n))
+            if self._line() not in (b"\r\n", b"\n"):
+                raise http.client.IncompleteRead(b"".join(chunks))
+        while self._line() not in (b"\r\n", b"\n", b""):  # trailers
+            pass
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
 
 class BytesBody:
@@ -83,7 +177,7 @@ class BytesBody:
 
 
 class _Slot(threading.local):
-    connection: http.client.HTTPConnection | None = None
+    connection: _Connection | None = None
     origin: tuple[str, str, int] | None = None
     pid: int = 0
 
@@ -166,58 +260,59 @@ class KeepAliveTransport:
         headers = {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in request.headers.items()}
         connection = self._connection(origin, request.url)
         try:
-            connection.request(request.method, path, body, headers)
-            response = connection.getresponse()
-            data = response.read()
+            connection.request(request.method, path, headers, body)
+            status, answer_headers, data = connection.response(request.method)
         except Exception as exc:
             self._drop()
             raise self._failure(exc, request.url) from exc
         except BaseException:
             self._drop()
             raise
-        if response.will_close:
+        if connection.will_close:
             self._drop()
         with self._count_lock:
             self._count += 1
-        # an http.client HTTPMessage: the case-insensitive mapping botocore's HTTPHeaders extends
-        answer_headers = cast(HTTPHeaders, response.headers)
-        return AWSResponse(request.url, response.status, answer_headers, BytesBody(data))
+        # AWSResponse copies any mapping into botocore's case-insensitive HeadersDict (the stubs
+        # name HTTPHeaders, which is what urllib3's responses carry)
+        return AWSResponse(request.url, status, cast(HTTPHeaders, answer_headers), BytesBody(data))
 
     # ------------------------------------------------------------------------------ plumbing
 
-    def _connection(self, origin: tuple[str, str, int], url: str) -> http.client.HTTPConnection:
+    def _connection(self, origin: tuple[str, str, int], url: str) -> _Connection:
         slot = self._slot
         connection = slot.connection
-        if connection is not None:
-            sock = connection.sock
-            # another origin, a forked child, or an idle connection the server has closed
-            # (readable before a request means EOF; urllib3 checks the same way): a new one
-            if slot.origin != origin or slot.pid != os.getpid() or sock is None or wait_for_read(sock, timeout=0.0):
-                self._drop()
-                connection = None
+        # another origin, a forked child, or an idle connection the server has closed (readable
+        # before a request means EOF; urllib3 checks the same way): a new one
+        if connection is not None and (
+            slot.origin != origin or slot.pid != os.getpid() or wait_for_read(connection.sock, timeout=0.0)
+        ):
+            self._drop()
+            connection = None
         if connection is None:
             connection = self._connect(origin, url)
             slot.connection, slot.origin, slot.pid = connection, origin, os.getpid()
         return connection
 
-    def _connect(self, origin: tuple[str, str, int], url: str) -> http.client.HTTPConnection:
+    def _connect(self, origin: tuple[str, str, int], url: str) -> _Connection:
         scheme, host, port = origin
-        connection: http.client.HTTPConnection
-        if scheme == "https":
-            connection = _HTTPSConnection(host, port, timeout=self.connect_timeout, context=self._context())
-        else:
-            connection = _HTTPConnection(host, port, timeout=self.connect_timeout)
         try:
-            connection.connect()
+            sock = socket.create_connection((host, port), timeout=self.connect_timeout)
         except Exception as exc:
-            connection.close()
             raise self._failure(exc, url, connecting=True) from exc
-        sock = connection.sock
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.tcp_keepalive:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tcp_keepalive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if scheme == "https":
+                sock = self._context().wrap_socket(sock, server_hostname=host)
+        except Exception as exc:
+            sock.close()
+            raise self._failure(exc, url, connecting=True) from exc
         sock.settimeout(self.read_timeout)
-        return connection
+        # the Host that botocore signs when the request has none: the URL's host (lower case, an
+        # IPv6 address in brackets), and its port unless it is the scheme's default
+        name = f"[{host}]" if ":" in host else host
+        return _Connection(sock, name if port == (443 if scheme == "https" else 80) else f"{name}:{port}")
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:

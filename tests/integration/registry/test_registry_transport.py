@@ -25,7 +25,7 @@ from botocore.auth import AUTH_TYPE_MAPS, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import EndpointConnectionError, ReadTimeoutError, SSLError
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError, SSLError
 from registry_testkit import ALICE, make_service, set_fake_aws_env
 
 from lepton.registry.commands import NewProject
@@ -372,3 +372,122 @@ def test_the_registry_sends_through_it(dynamodb_local: Any) -> None:
     svc.create_project(ALICE, NewProject(name="transported"))
     assert svc.get_project(ALICE, "transported").members
     assert transport.sent == before + 2
+
+
+class Scripted:
+    """A raw HTTP/1.1 server that answers the n-th request with the n-th of `answers` (bytes,
+    sent as they are; the last one repeats) and closes the connection after an answer when told
+    to, for the framings a server may choose."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.answers = answers
+        self.requests = 0
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
+            while True:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    if not line:
+                        return
+                    head += line
+                fields = (line.partition(b":") for line in head.split(b"\r\n"))
+                length = next(int(v) for k, _, v in fields if k.lower() == b"content-length")
+                reader.read(length)
+                answer, close = self.answers[min(self.requests, len(self.answers) - 1)]
+                self.requests += 1
+                conn.sendall(answer)
+                if close:
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[Any]:
+    servers: list[Scripted] = []
+
+    def start(answers: list[tuple[bytes, bool]]) -> Scripted:
+        servers.append(Scripted(answers))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+BODY = json.dumps(ITEM).encode()
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def answer(*headers: str, body: bytes = BODY, status: str = "200 OK") -> bytes:
+    return "\r\n".join([f"HTTP/1.1 {status}", *headers, "", ""]).encode() + body
+
+
+def chunked(data: bytes) -> bytes:
+    return b"%x;ext=1\r\n%s\r\n%x\r\n%s\r\n0\r\nx-trailer: t\r\n\r\n" % (5, data[:5], len(data) - 5, data[5:])
+
+
+@pytest.mark.parametrize(
+    ("answers", "connections", "header"),
+    [
+        # chunked, with a chunk extension and a trailer; the connection is kept
+        ([(answer("Transfer-Encoding: chunked", body=chunked(BODY)), False)], 1, None),
+        # Content-Length, a 100 Continue before the answer, and a header sent twice
+        ([(CONTINUE + answer(f"Content-Length: {len(BODY)}", "x-seen: a", "x-seen: b"), False)], 1, "a, b"),
+        # no length: the body ends with the connection; a new one for each request
+        ([(answer("Connection: close"), True)], 3, None),
+        # Connection: close with a length: the answer is read, then the connection is replaced
+        ([(answer(f"Content-Length: {len(BODY)}", "Connection: close"), True)], 3, None),
+        # HTTP/1.0 closes unless kept alive
+        ([(answer(f"Content-Length: {len(BODY)}").replace(b"HTTP/1.1", b"HTTP/1.0"), True)], 3, None),
+    ],
+    ids=["chunked", "continue-and-repeated-header", "to-close", "connection-close", "http-1.0"],
+)
+def test_answers_are_read_in_every_framing(
+    scripted: Any, answers: list[tuple[bytes, bool]], connections: int, header: str | None
+) -> None:
+    server = scripted(answers)
+    client = client_for(server.url, attempts=1)  # no retry could hide a misread answer
+    for _ in range(3):
+        response = get(client)
+        assert response["Item"]["body"] == {"S": "{}"}
+        if header:
+            assert response["ResponseMetadata"]["HTTPHeaders"]["x-seen"] == header
+    assert server.requests == 3 and server.connections == connections
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        answer("Content-Length: 500"),  # shorter than it says, then closed
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n",  # the head ends early
+        b"SSH-2.0-OpenSSH_9.6\r\n\r\n",  # not HTTP
+        answer("Transfer-Encoding: chunked", body=b"zz\r\n{}"),  # a bad chunk size
+    ],
+    ids=["short-body", "short-head", "not-http", "bad-chunk"],
+)
+def test_a_broken_answer_is_a_closed_connection_that_botocore_retries(scripted: Any, broken: bytes) -> None:
+    once = scripted([(broken, True), (answer(f"Content-Length: {len(BODY)}"), False)])
+    response = get(client_for(once.url, attempts=2))
+    assert response["Item"]["body"] == {"S": "{}"}
+    assert response["ResponseMetadata"]["RetryAttempts"] == 1
+    assert once.requests == 2 and once.connections == 2
+    always = scripted([(broken, True)])
+    with pytest.raises(ConnectionClosedError):
+        get(client_for(always.url, attempts=1))

@@ -15,7 +15,7 @@ from lepton.api.models import PageOut, PromoteBody, ReasonBody, TransitionBody
 from lepton.api.routes.common import Cursor, Limit, NumberPath, ProjectPath, TagKeyPath
 from lepton.registry.commands import NewRun, RegisterVersion, VersionPatch
 from lepton.registry.diff import VersionDiff
-from lepton.registry.models import Alias, ModelVersion, RunOverrides, TagValue, VersionStatus
+from lepton.registry.models import Alias, ModelVersion, RunOverrides, TagValue, VersionStatus, fresh
 from lepton.registry.models import Run as RunRecord
 from lepton.registry.ports import VersionQuery
 
@@ -163,7 +163,7 @@ def diff(project: ProjectPath, number: NumberPath, other: NumberPath, svc: Servi
 class BranchBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     branch: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")] | None = None
-    overrides: RunOverrides = RunOverrides()
+    overrides: RunOverrides = fresh(RunOverrides)
 
 
 @router.post(
