@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import socket
 import ssl
 import threading
@@ -50,6 +51,8 @@ from urllib3.util.wait import wait_for_read
 _MAX_LINE = 65536  # the limits http.client applies to a response's lines and headers
 _MAX_HEADERS = 100
 _NO_BODY = frozenset((204, 304))
+_DIGITS = re.compile(r"[ \t]*[0-9]+[ \t]*")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class _Connection:
@@ -90,7 +93,7 @@ class _Connection:
             headers = self._headers()
             if not 100 <= status < 200 or status == 101:
                 break
-        names = {name.lower(): value for name, value in headers.items()}
+        names = {name.lower(): value for name, value in headers.items()}  # one key per name (_headers)
         token = names.get("connection", "").lower()
         self.will_close = "close" in token or (version == "HTTP/1.0" and "keep-alive" not in token)
         if method == "HEAD" or status in _NO_BODY or 100 <= status < 200:
@@ -99,7 +102,7 @@ class _Connection:
             return status, headers, self._chunked()
         length = names.get("content-length")
         if length is not None:
-            if not length.strip().isdigit():
+            if not _DIGITS.fullmatch(length):
                 raise http.client.HTTPException(f"invalid Content-Length {length!r}")
             return status, headers, self._exactly(int(length))
         self.will_close = True
@@ -123,6 +126,7 @@ class _Connection:
 
     def _headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
+        spelt: dict[str, str] = {}  # lower case -> the spelling the name first came in
         while True:
             line = self._line()
             if line in (b"\r\n", b"\n"):
@@ -135,8 +139,10 @@ class _Connection:
             if not sep:
                 raise http.client.HTTPException(f"malformed header line {line!r}")
             name, value = name.strip(), value.strip()
-            # a repeated header is one, its values joined by commas (RFC 9110, 5.3), as urllib3 does
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            # a repeated header (names are case-insensitive) is one, its values joined by commas
+            # (RFC 9110, 5.3), as urllib3 does
+            first = spelt.setdefault(name.lower(), name)
+            headers[first] = f"{headers[first]}, {value}" if first in headers else value
 
     def _exactly(self, n: int) -> bytes:
         data = self.reader.read(n)
@@ -148,10 +154,9 @@ class _Connection:
         chunks: list[bytes] = []
         while True:
             size = self._line().split(b";", 1)[0].strip()
-            try:
-                n = int(size, 16)
-            except ValueError:
-                raise http.client.IncompleteRead(b"".join(chunks)) from None
+            if not _HEX.fullmatch(size):
+                raise http.client.IncompleteRead(b"".join(chunks))
+            n = int(size, 16)
             if n == 0:
                 break
             chunks.append(self._exactly(n))

@@ -436,7 +436,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def answer(*headers: str, body: bytes = BODY, status: str = "200 OK") -> bytes:
-    return "\r\n".join([f"HTTP/1.1 {status}", *headers, "", ""]).encode() + body
+    return "\r\n".join([f"HTTP/1.1 {status}", *headers, "", ""]).encode("latin-1") + body
 
 
 def chunked(data: bytes) -> bytes:
@@ -449,7 +449,7 @@ def chunked(data: bytes) -> bytes:
         # chunked, with a chunk extension and a trailer; the connection is kept
         ([(answer("Transfer-Encoding: chunked", body=chunked(BODY)), False)], 1, None),
         # Content-Length, a 100 Continue before the answer, and a header sent twice
-        ([(CONTINUE + answer(f"Content-Length: {len(BODY)}", "x-seen: a", "x-seen: b"), False)], 1, "a, b"),
+        ([(CONTINUE + answer(f"Content-Length: {len(BODY)}", "x-seen: a", "X-Seen: b"), False)], 1, "a, b"),
         # no length: the body ends with the connection; a new one for each request
         ([(answer("Connection: close"), True)], 3, None),
         # Connection: close with a length: the answer is read, then the connection is replaced
@@ -479,8 +479,10 @@ def test_answers_are_read_in_every_framing(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n",  # the head ends early
         b"SSH-2.0-OpenSSH_9.6\r\n\r\n",  # not HTTP
         answer("Transfer-Encoding: chunked", body=b"zz\r\n{}"),  # a bad chunk size
+        answer("Transfer-Encoding: chunked", body=b"-1\r\n{}"),  # a negative one
+        answer("Content-Length: \u00b2"),  # a digit, but not an ASCII one (the byte 0xb2)
     ],
-    ids=["short-body", "short-head", "not-http", "bad-chunk"],
+    ids=["short-body", "short-head", "not-http", "bad-chunk", "negative-chunk", "bad-length"],
 )
 def test_a_broken_answer_is_a_closed_connection_that_botocore_retries(scripted: Any, broken: bytes) -> None:
     once = scripted([(broken, True), (answer(f"Content-Length: {len(BODY)}"), False)])
