@@ -216,7 +216,7 @@ def _bind_class(cls: type[I], table_name: str, host: str | None, region: str | N
 USER_AGENT = f"Botocore/{botocore.__version__} ua/2.1 lang/python#{platform.python_version()} app/lepton-registry"
 
 
-def _client(connection: TableConnection) -> Any:
+def _client(connection: TableConnection) -> None:
     """Create the table's botocore client now: with USER_AGENT (the session's default config,
     which botocore merges under pynamodb's own) and sending through KeepAliveTransport.
 
@@ -226,9 +226,7 @@ def _client(connection: TableConnection) -> Any:
     client-side walk of a PutItem's shape costs 90 us of CPU per call here."""
     base = connection.connection
     base.session.set_default_client_config(Config(user_agent=USER_AGENT, parameter_validation=False))
-    client = base.client
-    KeepAliveTransport.install(client)
-    return client
+    KeepAliveTransport.install(base.client)
 
 
 @lru_cache(maxsize=32)

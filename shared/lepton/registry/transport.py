@@ -209,13 +209,6 @@ class KeepAliveTransport:
         self._verify = verify
         self._tls: ssl.SSLContext | None = None
         self._slot = _Slot()
-        self._count = 0
-        self._count_lock = threading.Lock()
-
-    @property
-    def sent(self) -> int:
-        """How many requests this transport has sent (botocore's own sent the others)."""
-        return self._count
 
     @classmethod
     def install(cls, client: Any) -> KeepAliveTransport | None:
@@ -275,8 +268,6 @@ class KeepAliveTransport:
             raise
         if connection.will_close:
             self._drop()
-        with self._count_lock:
-            self._count += 1
         # AWSResponse copies any mapping into botocore's case-insensitive HeadersDict (the stubs
         # name HTTPHeaders, which is what urllib3's responses carry)
         return AWSResponse(request.url, status, cast(HTTPHeaders, answer_headers), BytesBody(data))
