@@ -98,6 +98,9 @@ class _Worker:
         self._from_child, from_child_w = os.pipe()
         env = {
             **base_env,
+            # the Lambda Python runtime's botocore has no awscrt (aws/aws-lambda-base-images#147), so it
+            # signs with its own SigV4; this venv has awscrt only through the SAM CLI (boto3[crt])
+            "BOTO_DISABLE_CRT": "true",
             **dict(spec.environment),
             "_HANDLER": spec.handler,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),

@@ -307,6 +307,16 @@ class RegistryService:
     def create_project(self, actor: Actor, command: NewProject) -> Project:
         at = self._clock()
         creator = normalise_principal(actor.principal)
+        entry = new_entry(
+            project=command.name,
+            seq=1,
+            prev_hash=GENESIS_HASH,
+            at=at,
+            actor=actor.principal,
+            action="project.created",
+            target=f"project/{command.name}",
+            after=command.model_dump(mode="json"),
+        )
         project = Project(
             name=command.name,
             description=command.description,
@@ -316,18 +326,9 @@ class RegistryService:
             members={creator: Role.ADMIN},
             created_at=at,
             created_by=actor.principal,
+            audit_seq=1,
+            audit_head=entry.hash,
         )
-        entry = new_entry(
-            project=project.name,
-            seq=1,
-            prev_hash=GENESIS_HASH,
-            at=at,
-            actor=actor.principal,
-            action="project.created",
-            target=f"project/{project.name}",
-            after=command.model_dump(mode="json"),
-        )
-        project = project.model_copy(update={"audit_seq": 1, "audit_head": entry.hash})
         change = Change(
             project=Update(None, project),
             audit=entry,

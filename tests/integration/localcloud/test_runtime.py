@@ -39,6 +39,8 @@ def test_handler_runs_with_its_layer_environment_and_context(cloud, app):
         "AWS_LAMBDA_FUNCTION_NAME": app.outputs["EchoName"],
         "AWS_REGION": "us-east-1",
     }
+    # as in Lambda, whose Python runtime ships botocore without awscrt
+    assert payload["botocore_uses_crt"] is False
 
 
 def test_execution_environment_stays_warm_between_invocations(cloud, app):

@@ -118,3 +118,25 @@ def test_settings_read_the_environment_at_call_time() -> None:
         s.require_registry_table()
     with pytest.raises(ConfigurationError, match="REGISTRY_MAX_ATTEMPTS"):
         Settings.from_env({"REGISTRY_MAX_ATTEMPTS": "0"})
+
+
+def test_an_items_attribute_map_is_what_its_pynamodb_model_would_save() -> None:
+    """create_project writes its item from `serialized` (no model instance): the same map."""
+    from lepton.registry.dynamo import ProjectItem, serialized
+
+    values = {
+        "kind": "project",
+        "body": '{"name": "p"}',
+        "audit_seq": 1,
+        "has_contract": False,
+        "genesis": '{"seq": 1}',
+        "gsi2pk": "MEMBER#arn:aws:iam::123456789012:user/a",
+        "gsi2sk": "PROJECT#p",
+        "role": "admin",
+    }
+    saved = ProjectItem("PROJECT#p", "PROJECT", **values).serialize()
+    assert serialized(ProjectItem, **values) == {k: v for k, v in saved.items() if k not in ("pk", "sk")}
+    # a value left out (None) is not sent, as pynamodb does not send null attributes
+    assert "genesis" not in serialized(ProjectItem, **{**values, "genesis": None})
+    with pytest.raises(KeyError):
+        serialized(ProjectItem, undeclared="x")
