@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from lepton.lifecycle import JobCode, LifecycleStart, start_run
+from lepton.lifecycle import JobCode, PrepareTrainingInput, start_run
 from lepton.observability import logger, metrics, tracer
 from lepton.registry.wiring import build_service
 from lepton.settings import get_settings
@@ -57,8 +57,8 @@ class S3PublishedCode:
 @logger.inject_lambda_context(log_event=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@event_parser(model=LifecycleStart)
-def handler(event: LifecycleStart, context: LambdaContext) -> dict[str, Any]:
+@event_parser(model=PrepareTrainingInput)
+def handler(event: PrepareTrainingInput, context: LambdaContext) -> dict[str, Any]:
     bucket = os.environ["DATA_BUCKET"]
     prepared = start_run(build_service(get_settings()), event, S3PublishedCode(bucket), bucket, _s3.meta.region_name)
     metrics.add_metric(name="RunsPrepared", unit="Count", value=1)

@@ -8,11 +8,13 @@ DefinitionSubstitutions, not from here."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from lepton.data.models import DatasetVersion, ProjectId
 from lepton.registry.models import Project, Run
@@ -30,6 +32,27 @@ class LifecycleStart(BaseModel):
     project: ProjectId
     dataset_id: DatasetId | None = None
     run_id: RunId | None = None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class PrepareTrainingInput(BaseModel):
+    """PrepareTraining's event: the execution input and the execution it runs in (the state machine
+    passes `$$.Execution.Id` and `$$.Execution.StartTime`), so that the run a data start records is
+    named after its execution and a retried invocation returns that run instead of recording another."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: LifecycleStart
+    execution_id: Annotated[str, Field(min_length=1, max_length=2048)]
+    execution_started: AwareDatetime
+
+    def run_id(self) -> str:
+        """The run this execution records: the format of every run id (its start in ms, in hex, then
+        10 hex digits), the digits from the execution's id, so the same for every retry."""
+        ms = (self.execution_started - _EPOCH) // timedelta(milliseconds=1)  # exact: no float rounding
+        return f"run-{ms:x}{hashlib.sha256(self.execution_id.encode()).hexdigest()[:10]}"
 
 
 CODE_VERSION = re.compile(r"^[0-9a-f]{64}$")
@@ -185,13 +208,14 @@ def prepare(
     )
 
 
-def start_run(service: Any, start: LifecycleStart, code: PublishedCode, bucket: str, region: str) -> PreparedRun:
+def start_run(service: Any, event: PrepareTrainingInput, code: PublishedCode, bucket: str, region: str) -> PreparedRun:
     """Find or create the run this execution executes and prepare its job requests.
 
     A data-triggered start (dataset_id) creates a run on `main` with the project's training
-    configuration and the current job code, which the run records (its code_version); an API-started
-    one (run_id) executes the run the API recorded (a branch from a base version with overrides), on
-    the code version it pins (a branch inherits its base version's), else the current one.
+    configuration and the current job code, which the run records (its code_version), named after the
+    execution (a retry returns it); an API-started one (run_id) executes the run the API recorded (a
+    branch from a base version with overrides), on the code version it pins (a branch inherits its
+    base version's), else the current one.
 
     Everything that can refuse the start is checked before a run is created, so a refused start
     leaves nothing behind in the registry."""
@@ -202,6 +226,7 @@ def start_run(service: Any, start: LifecycleStart, code: PublishedCode, bucket: 
     from lepton.registry.steps import STATE_MACHINE_ACTOR
 
     actor = Actor(STATE_MACHINE_ACTOR, system=True)
+    start = event.start
     project = service.get_project(actor, start.project)
     if start.run_id is not None:
         run = service.get_run(actor, start.project, start.run_id)
@@ -218,7 +243,7 @@ def start_run(service: Any, start: LifecycleStart, code: PublishedCode, bucket: 
     elif start.dataset_id is not None:
         job_code = code.current()
         overrides = RunOverrides(dataset_id=start.dataset_id, code_version=job_code.code_version)
-        run = service.create_run(actor, start.project, NewRun(overrides=overrides))
+        run = service.create_run(actor, start.project, NewRun(overrides=overrides), run_id=event.run_id())
     else:
         raise ValidationFailed("the execution input names neither a dataset_id nor a run_id", field="dataset_id")
     if run.dataset_id is None:

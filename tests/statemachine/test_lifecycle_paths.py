@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from lifecycle_kit import QUICK_TRAINING, Execution, Lifecycle
 
+from lepton.lifecycle import LifecycleStart, PrepareTrainingInput
+
 pytestmark = pytest.mark.slow
 
 TUNING = {
@@ -100,6 +102,13 @@ def test_plain_training_runs_train_evaluate_register(lifecycle: Lifecycle, plain
     assert version["number"] == 1
     assert {k: version["hyperparameters"][k] for k in QUICK_TRAINING} == QUICK_TRAINING
     prepared = execution.state_output("PrepareTraining")["prepared"]["run"]
+    # the run is named after its execution, so a retried PrepareTraining returns it (tests/unit/lifecycle)
+    named = PrepareTrainingInput(
+        start=LifecycleStart(project="plain"),
+        execution_id=execution.description["executionArn"],
+        execution_started=execution.description["startDate"],
+    )
+    assert prepared["run_id"] == named.run_id()
     evaluation = sagemaker.describe_processing_job(ProcessingJobName=prepared["evaluation_job_name"])
     assert evaluation["ProcessingJobStatus"] == "Completed"
     assert evaluation["ProcessingInputs"][0]["S3Input"]["S3Uri"] == version["artifact_uri"]

@@ -1129,9 +1129,13 @@ class RegistryService:
 
     # ------------------------------------------------------------------------------------ runs
 
-    def create_run(self, actor: Actor, name: str, command: NewRun) -> Run:
+    def create_run(self, actor: Actor, name: str, command: NewRun, *, run_id: str | None = None) -> Run:
         """A branch record: a run from `base_version` (or from scratch) with overrides. The
-        lifecycle state machine executes it and registers its version with `run_id`."""
+        lifecycle state machine executes it and registers its version with `run_id`.
+
+        `run_id` (the lifecycle passes one derived from its execution) makes the call idempotent: a
+        retry returns the run the first call recorded, and records and publishes nothing; a run of
+        that id recorded from another command is a conflict (409)."""
         project = self._load(name, actor, Role.TRAINER)
         base = None
         if command.base_version is not None:
@@ -1147,9 +1151,19 @@ class RegistryService:
                 f"dataset_id {overrides.dataset_id} is not a dataset of project {name}", field="overrides.dataset_id"
             )
         del project
-        run_id = f"run-{int(time.time() * 1000):x}{secrets.token_hex(5)}"
+        idempotent = run_id is not None
+        run_id = run_id or f"run-{int(time.time() * 1000):x}{secrets.token_hex(5)}"
 
         def build(project: Project, _: CommitConflict | None) -> _Outcome[Run]:
+            if idempotent and (recorded := self.repo.get_run(name, run_id)) is not None:
+                same_branch = command.branch is None or recorded.branch == command.branch
+                if recorded.overrides != overrides or recorded.base_version != command.base_version or not same_branch:
+                    raise AlreadyExists(
+                        f"project {name} already has a run {run_id}, recorded with other settings",
+                        project=name,
+                        run_id=run_id,
+                    )
+                return _Outcome(recorded)
             draft = self._draft(project, actor)
             hyper = {
                 **project.training.hyperparameters,

@@ -3,16 +3,19 @@ which job code, and that a refused start leaves no run behind."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from moto import mock_aws
 from registry_testkit import ALICE, aws_client, make_service, registration, seed_project, set_fake_aws_env
 
-from lepton.errors import ValidationFailed
-from lepton.lifecycle import JobCode, LifecycleStart, start_run
+from lepton.errors import AlreadyExists, ValidationFailed
+from lepton.lifecycle import JobCode, LifecycleStart, PrepareTrainingInput, start_run
 from lepton.registry.commands import NewRun
 from lepton.registry.dynamo import create_table
 from lepton.registry.models import RunOverrides, RunStatus
@@ -60,10 +63,18 @@ def runs(svc: RegistryService) -> list[Any]:
     return svc.list_runs(ALICE, "wine", 50, None).items
 
 
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:lepton-dev-lifecycle:wine-1"
+
+
+def in_execution(start: LifecycleStart, execution_id: str = EXECUTION) -> PrepareTrainingInput:
+    """PrepareTraining's event as the state machine builds it (see events/steps/prepare_training.json)."""
+    return PrepareTrainingInput(start=start, execution_id=execution_id, execution_started="2026-12-07T07:12:30.123Z")
+
+
 def test_a_dataset_start_creates_a_run_pinned_to_the_current_code(svc: RegistryService) -> None:
     (ds,) = seed_project(svc)
-    prepared = start_run(svc, LifecycleStart(project="wine", dataset_id=ds.dataset_id), FakePublishedCode(),
-                         BUCKET, "us-east-1")  # fmt: skip
+    start = in_execution(LifecycleStart(project="wine", dataset_id=ds.dataset_id))
+    prepared = start_run(svc, start, FakePublishedCode(), BUCKET, "us-east-1")
     (run,) = runs(svc)
     assert prepared.run_id == run.run_id and run.status is RunStatus.PENDING
     assert run.code_version == CURRENT.code_version == prepared.code_version
@@ -75,7 +86,9 @@ def test_a_run_pinned_to_an_older_code_version_trains_with_that_code(svc: Regist
     (ds,) = seed_project(svc)
     run = svc.create_run(ALICE, "wine", NewRun(overrides=RunOverrides(dataset_id=ds.dataset_id, code_version=OLDER)))
     code = FakePublishedCode()
-    prepared = start_run(svc, LifecycleStart(project="wine", run_id=run.run_id), code, BUCKET, "us-east-1")
+    prepared = start_run(
+        svc, in_execution(LifecycleStart(project="wine", run_id=run.run_id)), code, BUCKET, "us-east-1"
+    )
     assert code.asked == [OLDER]
     assert prepared.code_version == OLDER
     assert prepared.code_uri == f"s3://{BUCKET}/code/jobs/{OLDER}/files/"
@@ -92,13 +105,61 @@ def test_a_branch_inherits_its_base_versions_code_and_refuses_one_that_is_not_a_
     branch = svc.create_run(ALICE, "wine", NewRun(base_version=1, branch="wider"))
     assert branch.code_version == "git-1a2b3c4"
     with pytest.raises(ValidationFailed, match="code_version 'git-1a2b3c4'") as refused:
-        start_run(svc, LifecycleStart(project="wine", run_id=branch.run_id), FakePublishedCode(), BUCKET, "us-east-1")
+        start_run(
+            svc,
+            in_execution(LifecycleStart(project="wine", run_id=branch.run_id)),
+            FakePublishedCode(),
+            BUCKET,
+            "us-east-1",
+        )
     assert refused.value.details == {"field": "code_version"}
 
 
 def test_a_start_refused_for_unpublished_code_leaves_no_run(svc: RegistryService) -> None:
     (ds,) = seed_project(svc)
     with pytest.raises(Unpublished):
-        start_run(svc, LifecycleStart(project="wine", dataset_id=ds.dataset_id), FakePublishedCode(current=None),
-                  BUCKET, "us-east-1")  # fmt: skip
+        start = in_execution(LifecycleStart(project="wine", dataset_id=ds.dataset_id))
+        start_run(svc, start, FakePublishedCode(current=None), BUCKET, "us-east-1")
     assert runs(svc) == []
+
+
+def test_a_retried_dataset_start_returns_the_run_its_first_attempt_recorded(svc: RegistryService) -> None:
+    """A Lambda service error on the way back makes the state machine retry PrepareTraining after
+    it recorded the run: the retry gets the same run, and the registry holds one."""
+    (ds,) = seed_project(svc)
+    start = LifecycleStart(project="wine", dataset_id=ds.dataset_id)
+    first = start_run(svc, in_execution(start), FakePublishedCode(), BUCKET, "us-east-1")
+    audit_after_first = svc.audit_page(ALICE, "wine", 100, None).items
+    retried = start_run(svc, in_execution(start), FakePublishedCode(), BUCKET, "us-east-1")
+    assert retried == first
+    (run,) = runs(svc)
+    assert run.run_id == first.run_id
+    assert svc.audit_page(ALICE, "wine", 100, None).items == audit_after_first  # the retry recorded nothing
+    # another execution with the same input is another run
+    other = start_run(svc, in_execution(start, EXECUTION[:-1] + "2"), FakePublishedCode(), BUCKET, "us-east-1")
+    assert other.run_id != first.run_id and len(runs(svc)) == 2
+
+
+def test_a_run_id_recorded_from_another_command_is_a_conflict(svc: RegistryService) -> None:
+    (ds,) = seed_project(svc)
+    run = svc.create_run(
+        ALICE, "wine", NewRun(overrides=RunOverrides(dataset_id=ds.dataset_id)), run_id="run-0123456789"
+    )
+    assert (
+        svc.create_run(ALICE, "wine", NewRun(overrides=RunOverrides(dataset_id=ds.dataset_id)), run_id="run-0123456789")
+        == run
+    )
+    with pytest.raises(AlreadyExists, match="run-0123456789") as refused:
+        svc.create_run(ALICE, "wine", NewRun(base_version=None, branch="other"), run_id="run-0123456789")
+    assert refused.value.status == 409 and refused.value.details["run_id"] == "run-0123456789"
+    assert len(runs(svc)) == 1
+
+
+def test_the_sample_event_is_what_prepare_training_parses() -> None:
+    sample = json.loads((Path(__file__).parents[3] / "events" / "steps" / "prepare_training.json").read_text())
+    event = PrepareTrainingInput.model_validate(sample)
+    assert event.start.dataset_id == "ds-0123456789abcdef0123"
+    assert event.run_id() == PrepareTrainingInput.model_validate(sample).run_id()
+    # 2026-12-07T07:12:30.123Z in ms since the epoch, then the first 10 hex digits of the id's sha256
+    digest = hashlib.sha256(sample["execution_id"].encode()).hexdigest()[:10]
+    assert event.run_id() == f"run-{1796627550123:x}{digest}"

@@ -170,6 +170,20 @@ def test_mark_failed_before_the_run_exists_records_nothing(fn: ModuleType, world
     assert world["svc"].get_run(ALICE, "wine", world["run"].run_id).status is RunStatus.PENDING
 
 
+def test_a_failed_prepare_training_of_an_api_started_run_marks_that_run(fn: ModuleType, world: dict[str, Any]) -> None:
+    """An execution started for a recorded run ({"project", "run_id"}) that fails before
+    PrepareTraining returned: the run comes from the execution input."""
+    run_id = world["run"].run_id
+    state = {
+        "project": "wine",
+        "run_id": run_id,
+        "failed": {"PrepareTraining": {"Error": "JobCodeMissing", "Cause": "x"}},
+    }
+    out = fn.mark_failed({"state": state}, LambdaContext())
+    assert (out["run_id"], out["run_status"]) == (run_id, "FAILED")
+    assert world["svc"].get_run(ALICE, "wine", run_id).failure.step == "PrepareTraining"
+
+
 def test_a_failed_jobs_description_becomes_a_readable_cause(fn: ModuleType, world: dict[str, Any]) -> None:
     description = {
         "TrainingJobName": "wine-abc",
