@@ -10,8 +10,6 @@ import pyarrow as pa
 from botocore.exceptions import ClientError
 from dataprep.ports import ObjectChanged, ObjectGone
 
-from lepton.data.models import LifecycleInput
-
 _GONE = {"NoSuchKey", "NoSuchVersion", "404", "NotFound", "InvalidArgument"}
 _CHANGED = {"PreconditionFailed", "412"}
 
@@ -84,23 +82,3 @@ class S3ObjectStore:
                 return False  # a newer upload took the key: it is not ours to delete
         self._s3.delete_object(Bucket=self.bucket, Key=key)
         return True
-
-
-def execution_arn(state_machine_arn: str, name: str) -> str:
-    """arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>"""
-    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
-
-
-class StepFunctionsLifecycle:
-    def __init__(self, client: Any, state_machine_arn: str) -> None:
-        self._sfn = client
-        self._arn = state_machine_arn
-
-    def start(self, name: str, payload: LifecycleInput) -> tuple[str, bool]:
-        try:
-            response = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=payload.model_dump_json())
-        except ClientError as error:
-            if _code(error) == "ExecutionAlreadyExists":
-                return execution_arn(self._arn, name), False
-            raise
-        return str(response["executionArn"]), True

@@ -27,12 +27,13 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from botocore.config import Config
 from dataprep.service import IngestResult, IngestService, IngestSettings, S3ObjectRef
-from ingest_adapters import S3ObjectStore, StepFunctionsLifecycle
+from ingest_adapters import S3ObjectStore
 from ingest_entry import IngestFunction
 from pydantic import BaseModel, ConfigDict, Field
 
 from lepton.data.ports import DatasetRegistry
 from lepton.events import EventBridgePublisher
+from lepton.executions import StepFunctionsLifecycle
 from lepton.observability import metrics
 
 DEFAULT_MAX_BYTES = 2 * 1024**3

@@ -72,6 +72,14 @@ class ConcurrentModification(Conflict):
     code = "concurrent_modification"
 
 
+class ExecutionNotStarted(LeptonError):
+    """The run is recorded but Step Functions did not start its execution (throttled or
+    unavailable): starting it again (POST .../runs/<run_id>/start) is safe."""
+
+    code = "execution_not_started"
+    status = 503
+
+
 class IntegrityError(LeptonError):
     """An artifact's checksum does not match what the registry recorded."""
 

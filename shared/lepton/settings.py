@@ -16,6 +16,7 @@ environment the template sets:
 | REGISTRY_MAX_ATTEMPTS         | attempts of a registry write under contention before a 409    |
 | REGISTRY_PAGE_SIZE            | default page size of listings                                 |
 | VERIFY_ARTIFACTS              | check an artifact's sha256 in S3 when a version is registered |
+| LIFECYCLE_STATE_MACHINE_ARN   | the lifecycle state machine the API starts for each run       |
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Settings(BaseModel):
     registry_max_attempts: int = Field(default=40, ge=1, le=200, alias="REGISTRY_MAX_ATTEMPTS")
     registry_page_size: int = Field(default=50, ge=1, le=500, alias="REGISTRY_PAGE_SIZE")
     verify_artifacts: bool = Field(default=True, alias="VERIFY_ARTIFACTS")
+    lifecycle_state_machine_arn: str = Field(default="", alias="LIFECYCLE_STATE_MACHINE_ARN")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +65,11 @@ class Settings(BaseModel):
         if not self.registry_table:
             raise ConfigurationError("REGISTRY_TABLE is not set")
         return self.registry_table
+
+    def require_lifecycle_state_machine(self) -> str:
+        if not self.lifecycle_state_machine_arn:
+            raise ConfigurationError("LIFECYCLE_STATE_MACHINE_ARN is not set")
+        return self.lifecycle_state_machine_arn
 
 
 _ALIASES = {f.alias for f in Settings.model_fields.values() if f.alias}

@@ -197,3 +197,28 @@ def test_prepare_training_may_do_what_the_lifecycle_asks_of_it(lifecycle: Lifecy
     # the run it recorded names the job code it trained with
     run = lifecycle.run("plain", plain["execution"].run_id)
     assert run["code_version"] == code
+
+
+def test_a_branch_recorded_through_the_api_runs_the_lifecycle(lifecycle: Lifecycle, plain: dict[str, Any]) -> None:
+    """POST .../versions/<n>/branches records a run from that version with overrides and starts the
+    lifecycle for it (named <project>-<run_id>): it trains with the overrides, on the base version's
+    dataset, and registers a version on the branch whose parent is the base version."""
+    base = lifecycle.version("plain", 1)
+    body = {"branch": "longer", "overrides": {"hyperparameters": {"epochs": 3}}}
+    branch = lifecycle.api.post("/projects/plain/versions/1/branches", body)
+    assert branch["execution_arn"].endswith(f":plain-{branch['run_id']}")
+    execution = lifecycle.finish(branch["execution_arn"])
+    assert execution.status == "SUCCEEDED", (execution.description, execution.task_failures())
+    assert execution.states == ["PrepareTraining", "ChooseTraining", "Train", "Evaluate", "Register", "Registered"]
+    version = lifecycle.version("plain", json.loads(execution.description["output"])["version"])
+    assert (version["branch"], version["parent_version"], version["run_id"]) == ("longer", 1, branch["run_id"])
+    assert version["hyperparameters"]["epochs"] == 3 and version["dataset_id"] == base["dataset_id"]
+    assert lifecycle.run("plain", branch["run_id"])["status"] == "SUCCEEDED"
+    # the local runtime does not enforce roles: the API's role allows the start it made
+    api = lifecycle.cloud.client("lambda").get_function_configuration(
+        FunctionName=lifecycle.lepton.function("ApiFunction")
+    )
+    assert (
+        denied(role_documents(lifecycle, api["Role"]), [("states:StartExecution", lifecycle.lepton.state_machine)])
+        == []
+    )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Depends
 from aws_lambda_powertools.event_handler.request import Request
 
 from lepton.errors import Forbidden
+from lepton.executions import StepFunctionsLifecycle
 from lepton.registry.service import Actor, RegistryService
 from lepton.registry.wiring import build_service
-from lepton.settings import get_settings
+from lepton.settings import Settings, get_settings
 
 
 def get_service() -> RegistryService:
@@ -27,8 +29,21 @@ def get_actor(request: Request) -> Actor:
     return Actor(arn)
 
 
+@lru_cache(maxsize=8)
+def _lifecycle(settings: Settings) -> StepFunctionsLifecycle:
+    import boto3  # the endpoint of the local runtime comes from AWS_ENDPOINT_URL(_SFN), as botocore reads it
+
+    client = boto3.client("stepfunctions", region_name=settings.region)
+    return StepFunctionsLifecycle(client, settings.require_lifecycle_state_machine())
+
+
+def get_lifecycle() -> StepFunctionsLifecycle:
+    return _lifecycle(get_settings())
+
+
 Service = Annotated[RegistryService, Depends(get_service)]
 Caller = Annotated[Actor, Depends(get_actor)]
+Lifecycle = Annotated[StepFunctionsLifecycle, Depends(get_lifecycle)]
 
 
 def page_size(limit: int | None) -> int:

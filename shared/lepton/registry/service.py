@@ -1210,6 +1210,20 @@ class RegistryService:
             raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
         return run
 
+    def run_to_start(self, actor: Actor, name: str, run_id: str) -> Run:
+        """A recorded run a trainer may start the lifecycle for: it must still be PENDING."""
+        self._load(name, actor, Role.TRAINER)
+        run = self.repo.get_run(name, run_id)
+        if run is None:
+            raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
+        if run.status is not RunStatus.PENDING:
+            raise IllegalTransition(
+                f"run {run_id} is {run.status.value}: only a PENDING run is started",
+                run_id=run_id,
+                current_status=run.status.value,
+            )
+        return run
+
     def list_runs(self, actor: Actor, name: str, limit: int, cursor: str | None) -> Page[Run]:
         self._load(name, actor, Role.VIEWER)
         return self.repo.list_runs(name, limit, cursor)

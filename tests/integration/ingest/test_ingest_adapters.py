@@ -9,12 +9,13 @@ import json
 import boto3
 import pytest
 from dataprep.ports import ObjectChanged, ObjectGone
-from ingest_adapters import S3ObjectStore, StepFunctionsLifecycle, execution_arn
+from ingest_adapters import S3ObjectStore
 from moto import mock_aws
 from pydantic import ValidationError
 from wiring import IngestEnvironment
 
 from lepton.data.models import LifecycleInput, Task
+from lepton.executions import StepFunctionsLifecycle, execution_arn
 
 REGION = "us-east-1"
 

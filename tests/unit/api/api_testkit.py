@@ -45,6 +45,14 @@ class Api:
     ddb: Any
     table: str
     svc: RegistryService
+    sfn: Any = None  # moto's Step Functions, holding the lifecycle state machine the API starts
+    state_machine: str = ""
+
+    def executions(self) -> list[dict[str, Any]]:
+        """The lifecycle executions started so far: name and input."""
+        listed = self.sfn.list_executions(stateMachineArn=self.state_machine)["executions"]
+        described = [self.sfn.describe_execution(executionArn=e["executionArn"]) for e in listed]
+        return [{"name": d["name"], "input": json.loads(d["input"])} for d in described]
 
     def call(
         self,

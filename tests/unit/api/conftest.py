@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from api_testkit import TABLE, Api
 from moto import mock_aws
 from registry_testkit import aws_client, make_service, set_fake_aws_env
 
+from lepton.api.deps import _lifecycle
 from lepton.registry.dynamo import create_table
 from lepton.registry.models import utcnow
 from lepton.registry.wiring import build_service
@@ -49,8 +51,17 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv("VERIFY_ARTIFACTS", "false")
     monkeypatch.delenv("EVENT_BUS_NAME", raising=False)
     build_service.cache_clear()
+    _lifecycle.cache_clear()
     with mock_aws():
         ddb = aws_client("dynamodb")
         create_table(ddb, TABLE)
-        yield Api(ddb=ddb, table=TABLE, svc=make_service(TABLE, clock=utcnow))
+        sfn = aws_client("stepfunctions")
+        # moto records the executions the API starts without running them: the tests read them back
+        definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+        machine = sfn.create_state_machine(
+            name="lepton-test-lifecycle", definition=definition, roleArn="arn:aws:iam::123456789012:role/lifecycle"
+        )["stateMachineArn"]
+        monkeypatch.setenv("LIFECYCLE_STATE_MACHINE_ARN", machine)
+        yield Api(ddb=ddb, table=TABLE, svc=make_service(TABLE, clock=utcnow), sfn=sfn, state_machine=machine)
     build_service.cache_clear()
+    _lifecycle.cache_clear()

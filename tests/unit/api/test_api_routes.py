@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from api_testkit import Api
-from registry_testkit import ALICE, BOB, CAROL, INGEST, MALLORY, dataset
+from registry_testkit import ALICE, BOB, CAROL, INGEST, MALLORY, SYSTEM, dataset
 
-from lepton.registry.models import Role
+from lepton.registry.models import FailureCause, Role
 
 P = "wine"
 DAVE = "arn:aws:iam::123456789012:user/dave"
@@ -174,6 +174,53 @@ def test_custom_alias_log_diff_runs_datasets_audit(api: Api, ds: str) -> None:
     assert audit.body["items"][0]["seq"] > audit.body["items"][1]["seq"]
     verify = api.call("GET", f"/projects/{P}/audit/verify", caller=BOB)
     assert verify.status == 200 and verify.body["ok"] and verify.body["checked"] == verify.body["head_seq"]
+
+
+def test_recording_a_run_starts_its_lifecycle_execution(api: Api, ds: str) -> None:
+    """POST .../runs and POST .../versions/<n>/branches record the run and start the lifecycle for
+    it, named <project>-<run_id>; .../start starts a PENDING run again without a second execution."""
+    api.call("POST", f"/projects/{P}/versions", version_body(ds, "job-1"))
+    run = api.call("POST", f"/projects/{P}/runs", {"overrides": {"dataset_id": ds}}, caller=DAVE)
+    assert run.status == 201, run.body
+    branch = api.call("POST", f"/projects/{P}/versions/1/branches", {"branch": "wide"}, caller=DAVE)
+    assert branch.status == 201, branch.body
+    names = [f"{P}-{run.body['run_id']}", f"{P}-{branch.body['run_id']}"]
+    assert sorted(api.executions(), key=lambda e: e["name"]) == sorted(
+        [{"name": n, "input": {"project": P, "dataset_id": None, "run_id": n.removeprefix(f"{P}-")}} for n in names],
+        key=lambda e: e["name"],
+    )
+    assert run.body["execution_arn"].endswith(f":execution:lepton-test-lifecycle:{names[0]}")
+    again = api.call("POST", f"/projects/{P}/runs/{run.body['run_id']}/start", caller=DAVE)
+    assert again.status == 200
+    assert again.body == {"run_id": run.body["run_id"], "execution_arn": run.body["execution_arn"]}
+    assert len(api.executions()) == 2
+    # a viewer starts nothing; a run that is no longer PENDING is not started again
+    assert api.call("POST", f"/projects/{P}/runs/{run.body['run_id']}/start", caller=BOB).status == 403
+    api.svc.mark_failed(SYSTEM, P, FailureCause(error="States.TaskFailed", step="Train"), run_id=run.body["run_id"])
+    refused = api.call("POST", f"/projects/{P}/runs/{run.body['run_id']}/start", caller=DAVE)
+    assert (refused.status, refused.error) == (409, "illegal_transition")
+    assert refused.body["details"]["current_status"] == "FAILED"
+    assert api.call("POST", f"/projects/{P}/runs/run-0000000000/start", caller=DAVE).status == 404
+
+
+def test_a_run_whose_execution_did_not_start_is_kept_and_can_be_started(api: Api, ds: str) -> None:
+    """Step Functions refusing the start (here: the state machine is gone) answers 503 naming the
+    recorded run and how to start it; once it is back, .../start starts it."""
+    definition = api.sfn.describe_state_machine(stateMachineArn=api.state_machine)["definition"]
+    api.sfn.delete_state_machine(stateMachineArn=api.state_machine)
+    r = api.call("POST", f"/projects/{P}/runs", {"overrides": {"dataset_id": ds}}, caller=DAVE)
+    assert (r.status, r.error) == (503, "execution_not_started")
+    run_id = r.body["details"]["run_id"]
+    assert f"POST /projects/{P}/runs/{run_id}/start" in r.body["message"]
+    assert api.call("GET", f"/projects/{P}/runs/{run_id}").body["status"] == "PENDING"
+    api.sfn.create_state_machine(
+        name="lepton-test-lifecycle", definition=definition, roleArn="arn:aws:iam::123456789012:role/lifecycle"
+    )
+    r = api.call("POST", f"/projects/{P}/runs/{run_id}/start", caller=DAVE)
+    assert r.status == 200 and r.body["execution_arn"].endswith(f":{P}-{run_id}")
+    assert api.executions() == [
+        {"name": f"{P}-{run_id}", "input": {"project": P, "dataset_id": None, "run_id": run_id}}
+    ]
 
 
 def test_unknown_ids_are_404(api: Api, ds: str) -> None:

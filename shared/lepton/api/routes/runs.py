@@ -1,12 +1,18 @@
-"""Runs: branch records (a run from a base version with overrides)."""
+"""Runs: branch records (a run from a base version with overrides), each executed by the lifecycle
+state machine: recording a run starts its execution, named `<project>-<run_id>`."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, Field
 
-from lepton.api.deps import Caller, Service, page_size
+from lepton.api.deps import Caller, Lifecycle, Service, page_size
 from lepton.api.models import PageOut
 from lepton.api.routes.common import Cursor, Limit, ProjectPath, RunPath
+from lepton.errors import ExecutionNotStarted
+from lepton.lifecycle import LifecycleStart
+from lepton.observability import logger
 from lepton.registry.commands import NewRun
 from lepton.registry.models import Run
 
@@ -14,9 +20,55 @@ router = APIGatewayRouter()
 TAGS = ["runs"]
 
 
-@router.post("/projects/<project>/runs", status_code=201, tags=TAGS, summary="Create a run (trainer)")
-def create_run(project: ProjectPath, body: NewRun, svc: Service, caller: Caller) -> Run:
-    return svc.create_run(caller, project, body)
+class RunStarted(Run):
+    execution_arn: str = Field(description="the lifecycle execution that trains, evaluates and registers the run")
+
+
+class RunExecution(BaseModel):
+    run_id: str
+    execution_arn: str = Field(description="the run's execution: the one just started, or the one it already had")
+
+
+def _start(lifecycle: Lifecycle, run: Run) -> tuple[str, bool]:
+    """Start the lifecycle for a recorded run; the execution name makes a repeated start harmless."""
+    try:
+        return lifecycle.start(f"{run.project}-{run.run_id}", LifecycleStart(project=run.project, run_id=run.run_id))
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("lifecycle execution not started", extra={"run_id": run.run_id, "cause": str(exc)})
+        raise ExecutionNotStarted(
+            f"run {run.run_id} is recorded but its execution did not start ({exc}); "
+            f"start it with POST /projects/{run.project}/runs/{run.run_id}/start",
+            run_id=run.run_id,
+        ) from exc
+
+
+def started(lifecycle: Lifecycle, run: Run) -> RunStarted:
+    """A run just recorded, with the execution started for it."""
+    arn, _ = _start(lifecycle, run)
+    return RunStarted(**run.model_dump(), execution_arn=arn)
+
+
+@router.post(
+    "/projects/<project>/runs",
+    status_code=201,
+    tags=TAGS,
+    summary="Record a run and start its lifecycle execution (trainer)",
+)
+def create_run(project: ProjectPath, body: NewRun, svc: Service, caller: Caller, lifecycle: Lifecycle) -> RunStarted:
+    return started(lifecycle, svc.create_run(caller, project, body))
+
+
+@router.post(
+    "/projects/<project>/runs/<run_id>/start",
+    tags=TAGS,
+    summary="Start a PENDING run's lifecycle execution (trainer); idempotent",
+)
+def start_run(
+    project: ProjectPath, run_id: RunPath, svc: Service, caller: Caller, lifecycle: Lifecycle
+) -> RunExecution:
+    run = svc.run_to_start(caller, project, run_id)
+    arn, _ = _start(lifecycle, run)
+    return RunExecution(run_id=run.run_id, execution_arn=arn)
 
 
 @router.get("/projects/<project>/runs", tags=TAGS, summary="Runs, newest first")

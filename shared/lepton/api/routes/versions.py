@@ -10,13 +10,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from lepton.api.deps import Caller, Service, page_size
+from lepton.api.deps import Caller, Lifecycle, Service, page_size
 from lepton.api.models import PageOut, PromoteBody, ReasonBody, TransitionBody
 from lepton.api.routes.common import Cursor, Limit, NumberPath, ProjectPath, TagKeyPath
+from lepton.api.routes.runs import RunStarted, started
 from lepton.registry.commands import NewRun, RegisterVersion, VersionPatch
 from lepton.registry.diff import VersionDiff
 from lepton.registry.models import Alias, ModelVersion, RunOverrides, TagValue, VersionStatus, fresh
-from lepton.registry.models import Run as RunRecord
 from lepton.registry.ports import VersionQuery
 
 router = APIGatewayRouter()
@@ -170,7 +170,10 @@ class BranchBody(BaseModel):
     BASE + "/<number>/branches",
     status_code=201,
     tags=TAGS,
-    summary="Branch: a run from this version with overrides (trainer)",
+    summary="Branch: record a run from this version with overrides and start its lifecycle execution (trainer)",
 )
-def branch(project: ProjectPath, number: NumberPath, body: BranchBody, svc: Service, caller: Caller) -> RunRecord:
-    return svc.create_run(caller, project, NewRun(base_version=number, branch=body.branch, overrides=body.overrides))
+def branch(
+    project: ProjectPath, number: NumberPath, body: BranchBody, svc: Service, caller: Caller, lifecycle: Lifecycle
+) -> RunStarted:
+    command = NewRun(base_version=number, branch=body.branch, overrides=body.overrides)
+    return started(lifecycle, svc.create_run(caller, project, command))
