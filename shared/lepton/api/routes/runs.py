@@ -29,10 +29,12 @@ class RunExecution(BaseModel):
     execution_arn: str = Field(description="the run's execution: the one just started, or the one it already had")
 
 
-def _start(lifecycle: Lifecycle, run: Run) -> tuple[str, bool]:
-    """Start the lifecycle for a recorded run; the execution name makes a repeated start harmless."""
+def _start(lifecycle: Lifecycle, run: Run) -> str:
+    """Start the lifecycle for a recorded run (its execution's ARN); the execution name makes a
+    repeated start harmless."""
     try:
-        return lifecycle.start(f"{run.project}-{run.run_id}", LifecycleStart(project=run.project, run_id=run.run_id))
+        arn, _ = lifecycle.start(f"{run.project}-{run.run_id}", LifecycleStart(project=run.project, run_id=run.run_id))
+        return arn
     except (ClientError, BotoCoreError) as exc:
         logger.warning("lifecycle execution not started", extra={"run_id": run.run_id, "cause": str(exc)})
         raise ExecutionNotStarted(
@@ -44,8 +46,7 @@ def _start(lifecycle: Lifecycle, run: Run) -> tuple[str, bool]:
 
 def started(lifecycle: Lifecycle, run: Run) -> RunStarted:
     """A run just recorded, with the execution started for it."""
-    arn, _ = _start(lifecycle, run)
-    return RunStarted(**run.model_dump(), execution_arn=arn)
+    return RunStarted(**run.model_dump(), execution_arn=_start(lifecycle, run))
 
 
 @router.post(
@@ -67,8 +68,7 @@ def start_run(
     project: ProjectPath, run_id: RunPath, svc: Service, caller: Caller, lifecycle: Lifecycle
 ) -> RunExecution:
     run = svc.run_to_start(caller, project, run_id)
-    arn, _ = _start(lifecycle, run)
-    return RunExecution(run_id=run.run_id, execution_arn=arn)
+    return RunExecution(run_id=run.run_id, execution_arn=_start(lifecycle, run))
 
 
 @router.get("/projects/<project>/runs", tags=TAGS, summary="Runs, newest first")
