@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel
 
 from lepton.api.models import ErrorBody
 
@@ -25,3 +27,17 @@ ERRORS: dict[str, str] = {
     "409": "illegal status transition (names the current status), or a concurrent change",
 }
 ERROR_MODEL = ErrorBody
+
+
+def starting(status: int, model: type[BaseModel], description: str) -> dict[int, OpenAPIResponse]:
+    """The responses of a route that starts a lifecycle execution: its answer, and the 503 of a
+    start Step Functions refused (lepton.errors.ExecutionNotStarted). Giving `responses` replaces
+    the success response powertools would generate, so it is declared here too."""
+    return {
+        status: {"description": description, "content": {"application/json": {"model": model}}},
+        503: {
+            "description": "the run is recorded but Step Functions did not start its execution: "
+            "POST /projects/{project}/runs/{run_id}/start starts it (details.run_id)",
+            "content": {"application/json": {"model": ErrorBody}},
+        },
+    }

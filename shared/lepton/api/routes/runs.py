@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from lepton.api.deps import Caller, Lifecycle, Service, page_size
 from lepton.api.models import PageOut
-from lepton.api.routes.common import Cursor, Limit, ProjectPath, RunPath
+from lepton.api.routes.common import Cursor, Limit, ProjectPath, RunPath, starting
 from lepton.errors import ExecutionNotStarted
 from lepton.lifecycle import LifecycleStart
 from lepton.observability import logger
@@ -54,6 +54,7 @@ def started(lifecycle: Lifecycle, run: Run) -> RunStarted:
     status_code=201,
     tags=TAGS,
     summary="Record a run and start its lifecycle execution (trainer)",
+    responses=starting(201, RunStarted, "the run, recorded, and its execution"),
 )
 def create_run(project: ProjectPath, body: NewRun, svc: Service, caller: Caller, lifecycle: Lifecycle) -> RunStarted:
     return started(lifecycle, svc.create_run(caller, project, body))
@@ -63,6 +64,7 @@ def create_run(project: ProjectPath, body: NewRun, svc: Service, caller: Caller,
     "/projects/<project>/runs/<run_id>/start",
     tags=TAGS,
     summary="Start a PENDING run's lifecycle execution (trainer); idempotent",
+    responses=starting(200, RunExecution, "the run's execution"),
 )
 def start_run(
     project: ProjectPath, run_id: RunPath, svc: Service, caller: Caller, lifecycle: Lifecycle

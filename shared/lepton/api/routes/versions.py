@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lepton.api.deps import Caller, Lifecycle, Service, page_size
 from lepton.api.models import PageOut, PromoteBody, ReasonBody, TransitionBody
-from lepton.api.routes.common import Cursor, Limit, NumberPath, ProjectPath, TagKeyPath
+from lepton.api.routes.common import Cursor, Limit, NumberPath, ProjectPath, TagKeyPath, starting
 from lepton.api.routes.runs import RunStarted, started
 from lepton.registry.commands import NewRun, RegisterVersion, VersionPatch
 from lepton.registry.diff import VersionDiff
@@ -171,6 +171,7 @@ class BranchBody(BaseModel):
     status_code=201,
     tags=TAGS,
     summary="Branch: record a run from this version with overrides and start its lifecycle execution (trainer)",
+    responses=starting(201, RunStarted, "the run, recorded, and its execution"),
 )
 def branch(
     project: ProjectPath, number: NumberPath, body: BranchBody, svc: Service, caller: Caller, lifecycle: Lifecycle
