@@ -1,7 +1,8 @@
 """Starting the lifecycle state machine: the ingest function for each accepted dataset
 (`<project>-<dataset_id>`), the API for each run it records (`<project>-<run_id>`). The execution
-name is the idempotency key: Step Functions refuses a second start of a name, so a retried start
-never runs the lifecycle twice."""
+name is the idempotency key: a second start of a name never runs the lifecycle twice. Step Functions
+answers it with the running execution when the input is the same, and refuses it
+(ExecutionAlreadyExists) when that execution has ended or the input differs."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ class StepFunctionsLifecycle:
         self._arn = state_machine_arn
 
     def start(self, name: str, payload: BaseModel) -> tuple[str, bool]:
-        """The execution of that name, and whether this call started it (False: it existed)."""
+        """The execution of that name, and False when Step Functions refused the start because it
+        existed (ended, or with another input). A repeated start of a running execution with the
+        same input is answered as if it had just started (True): no second execution either way."""
         try:
             response = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=payload.model_dump_json())
         except ClientError as error:

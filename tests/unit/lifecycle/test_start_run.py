@@ -159,7 +159,6 @@ def test_the_sample_event_is_what_prepare_training_parses() -> None:
     sample = json.loads((Path(__file__).parents[3] / "events" / "steps" / "prepare_training.json").read_text())
     event = PrepareTrainingInput.model_validate(sample)
     assert event.start.dataset_id == "ds-0123456789abcdef0123"
-    assert event.run_id() == PrepareTrainingInput.model_validate(sample).run_id()
     # 2026-12-07T07:12:30.123Z in ms since the epoch, then the first 10 hex digits of the id's sha256
     digest = hashlib.sha256(sample["execution_id"].encode()).hexdigest()[:10]
     assert event.run_id() == f"run-{1796627550123:x}{digest}"

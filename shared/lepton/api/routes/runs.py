@@ -12,7 +12,6 @@ from lepton.api.models import PageOut
 from lepton.api.routes.common import Cursor, Limit, ProjectPath, RunPath, starting
 from lepton.errors import ExecutionNotStarted
 from lepton.lifecycle import LifecycleStart
-from lepton.observability import logger
 from lepton.registry.commands import NewRun
 from lepton.registry.models import Run
 
@@ -35,8 +34,7 @@ def _start(lifecycle: Lifecycle, run: Run) -> str:
     try:
         arn, _ = lifecycle.start(f"{run.project}-{run.run_id}", LifecycleStart(project=run.project, run_id=run.run_id))
         return arn
-    except (ClientError, BotoCoreError) as exc:
-        logger.warning("lifecycle execution not started", extra={"run_id": run.run_id, "cause": str(exc)})
+    except (ClientError, BotoCoreError) as exc:  # logged with its cause by the API's error handler (5xx)
         raise ExecutionNotStarted(
             f"run {run.run_id} is recorded but its execution did not start ({exc}); "
             f"start it with POST /projects/{run.project}/runs/{run.run_id}/start",
