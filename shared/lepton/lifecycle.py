@@ -209,44 +209,68 @@ def prepare(
 
 
 def start_run(service: Any, event: PrepareTrainingInput, code: PublishedCode, bucket: str, region: str) -> PreparedRun:
-    """Find or create the run this execution executes and prepare its job requests.
+    """Find or create the run this execution executes, prepare its job requests, and mark it RUNNING
+    in this execution.
 
     A data-triggered start (dataset_id) creates a run on `main` with the project's training
     configuration and the current job code, which the run records (its code_version), named after the
-    execution (a retry returns it); an API-started one (run_id) executes the run the API recorded (a
-    branch from a base version with overrides), on the code version it pins (a branch inherits its
-    base version's), else the current one.
+    execution and RUNNING in it from that one write; an API-started one (run_id) executes the run the
+    API recorded (a branch from a base version with overrides), which becomes RUNNING here. Either
+    trains on the code version the run pins (a branch inherits its base version's), else the current
+    one. A retry of this step finds the run its first attempt recorded and keeps to that run's code,
+    even if newer code was published in between.
 
-    Everything that can refuse the start is checked before a run is created, so a refused start
-    leaves nothing behind in the registry."""
-    from lepton.errors import ValidationFailed
+    Everything that can refuse the start is checked before a run is created or marked RUNNING, so a
+    refused start leaves no new run behind, and a refused API-started run is still PENDING for
+    MarkFailed to fail. A run another execution is running, or one that has ended, is refused (409)."""
+    from lepton.errors import RunNotFound, ValidationFailed
     from lepton.registry.commands import NewRun
-    from lepton.registry.models import RunOverrides
+    from lepton.registry.models import RunOverrides, RunStatus
     from lepton.registry.service import Actor
     from lepton.registry.steps import STATE_MACHINE_ACTOR
 
     actor = Actor(STATE_MACHINE_ACTOR, system=True)
     start = event.start
     project = service.get_project(actor, start.project)
+    job_code: JobCode | None = None
     if start.run_id is not None:
         run = service.get_run(actor, start.project, start.run_id)
-        if run.code_version is None:
-            job_code = code.current()
-        elif CODE_VERSION.match(run.code_version):
-            job_code = code.version(run.code_version)
-        else:
-            raise ValidationFailed(
-                f"run {run.run_id} pins code_version {run.code_version!r}, which is not a published job code "
-                "version (the sha256 under code/jobs/)",
-                field="code_version",
-            )
     elif start.dataset_id is not None:
-        job_code = code.current()
-        overrides = RunOverrides(dataset_id=start.dataset_id, code_version=job_code.code_version)
-        run = service.create_run(actor, start.project, NewRun(overrides=overrides), run_id=event.run_id())
+        try:
+            run = service.get_run(actor, start.project, event.run_id())
+        except RunNotFound:
+            job_code = code.current()
+            overrides = RunOverrides(dataset_id=start.dataset_id, code_version=job_code.code_version)
+            run = service.create_run(
+                actor,
+                start.project,
+                NewRun(overrides=overrides),
+                run_id=event.run_id(),
+                execution_arn=event.execution_id,
+            )
     else:
         raise ValidationFailed("the execution input names neither a dataset_id nor a run_id", field="dataset_id")
+    if job_code is None:
+        job_code = _pinned_code(code, run)
     if run.dataset_id is None:
         raise ValidationFailed(f"run {run.run_id} has no dataset to train on", field="dataset_id")
     dataset = service.get_dataset(actor, start.project, run.dataset_id)
-    return prepare(project, dataset, run, job_code, bucket, region)
+    prepared = prepare(project, dataset, run, job_code, bucket, region)
+    if run.status is not RunStatus.RUNNING or run.execution_arn != event.execution_id:
+        service.begin_run(actor, start.project, run.run_id, event.execution_id)
+    return prepared
+
+
+def _pinned_code(code: PublishedCode, run: Run) -> JobCode:
+    """The job code a recorded run trains with: the version it pins, else the current one."""
+    from lepton.errors import ValidationFailed
+
+    if run.code_version is None:
+        return code.current()
+    if not CODE_VERSION.match(run.code_version):
+        raise ValidationFailed(
+            f"run {run.run_id} pins code_version {run.code_version!r}, which is not a published job code "
+            "version (the sha256 under code/jobs/)",
+            field="code_version",
+        )
+    return code.version(run.code_version)

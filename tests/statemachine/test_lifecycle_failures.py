@@ -47,7 +47,7 @@ def assert_lifecycle_failed(execution: Execution, states: list[str]) -> None:
 
 def assert_run_failed(lifecycle: Lifecycle, execution: Execution, step: str, error: str) -> dict[str, Any]:
     run = lifecycle.run("wine", execution.run_id)
-    assert run["status"] == "FAILED"
+    assert (run["status"], run["execution_arn"]) == ("FAILED", execution.arn)  # MarkFailed of its own execution
     assert run["failure"]["step"] == step
     assert run["failure"]["error"] == error
     assert run["version"] is None
@@ -148,8 +148,8 @@ def test_a_failure_in_register_is_retried_then_caught(lifecycle: Lifecycle, wine
 
 def test_mark_failed_failing_is_retried_then_caught_into_failed(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
     """The Train failure again, with MarkFailed throttled: MarkFailed is tried 4 times, then its Catch
-    ends the execution in Failed. The registry could not be told: the run stays where it was, and the
-    execution's cause still says what failed."""
+    ends the execution in Failed. The registry could not be told: the run stays RUNNING, naming the
+    execution whose cause still says what failed."""
     lifecycle.set_training("wine", {"hyperparameters": BAD_HYPERPARAMETERS})
     with lifecycle.throttled("MarkFailedFunction"):
         execution = lifecycle.finish(lifecycle.start("mark-failed-throttled", "wine", wine["dataset_id"]))
@@ -158,4 +158,4 @@ def test_mark_failed_failing_is_retried_then_caught_into_failed(lifecycle: Lifec
     assert [f["error"] for f in failures] == ["States.TaskFailed"] + [THROTTLED] * 4
     assert json.loads(execution.description["cause"])["Train"]["Error"] == "States.TaskFailed"
     run = lifecycle.run("wine", execution.run_id)
-    assert run["status"] == "PENDING" and run["failure"] is None
+    assert (run["status"], run["execution_arn"], run["failure"]) == ("RUNNING", execution.arn, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -109,6 +110,10 @@ def test_plain_training_runs_train_evaluate_register(lifecycle: Lifecycle, plain
         execution_started=execution.description["startDate"],
     )
     assert prepared["run_id"] == named.run_id()
+    # PrepareTraining marked it RUNNING in this execution before training began
+    run = lifecycle.run("plain", prepared["run_id"])
+    assert run["execution_arn"] == execution.description["executionArn"]
+    assert execution.description["startDate"] <= datetime.fromisoformat(run["started_at"]) <= job["CreationTime"]
     evaluation = sagemaker.describe_processing_job(ProcessingJobName=prepared["evaluation_job_name"])
     assert evaluation["ProcessingJobStatus"] == "Completed"
     assert evaluation["ProcessingInputs"][0]["S3Input"]["S3Uri"] == version["artifact_uri"]
@@ -213,7 +218,8 @@ def test_a_branch_recorded_through_the_api_runs_the_lifecycle(lifecycle: Lifecyc
     version = lifecycle.version("plain", json.loads(execution.description["output"])["version"])
     assert (version["branch"], version["parent_version"], version["run_id"]) == ("longer", 1, branch["run_id"])
     assert version["hyperparameters"]["epochs"] == 3 and version["dataset_id"] == base["dataset_id"]
-    assert lifecycle.run("plain", branch["run_id"])["status"] == "SUCCEEDED"
+    run = lifecycle.run("plain", branch["run_id"])
+    assert (run["status"], run["execution_arn"]) == ("SUCCEEDED", branch["execution_arn"])
     # the local runtime does not enforce roles: the API's role allows the start it made
     api = lifecycle.cloud.client("lambda").get_function_configuration(
         FunctionName=lifecycle.lepton.function("ApiFunction")

@@ -84,6 +84,12 @@ class RunCreated(RegistryEvent):
     dataset_id: str | None
 
 
+class RunStarted(RegistryEvent):
+    detail_type: ClassVar[str] = "RunStarted"
+    run_id: str
+    execution_arn: str = Field(description="the lifecycle execution that runs it")
+
+
 class RunFailed(RegistryEvent):
     detail_type: ClassVar[str] = "RunFailed"
     run_id: str
@@ -101,5 +107,6 @@ REGISTRY_EVENTS: tuple[type[RegistryEvent], ...] = (
     ModelVersionUpdated,
     AliasMoved,
     RunCreated,
+    RunStarted,
     RunFailed,
 )

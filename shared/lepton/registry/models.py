@@ -356,6 +356,10 @@ class Run(Record):
     dataset_id: str | None
     code_version: str | None
     status: RunStatus = RunStatus.PENDING
+    execution_arn: str | None = Field(
+        default=None, description="the lifecycle execution running the run (recorded when it becomes RUNNING)"
+    )
+    started_at: datetime | None = Field(default=None, description="when its execution began to run it")
     version: int | None = Field(default=None, description="the version this run registered")
     failure: FailureCause | None = None
     created_at: datetime

@@ -48,6 +48,7 @@ from lepton.events.registry import (
     ProjectUpdated,
     RunCreated,
     RunFailed,
+    RunStarted,
 )
 from lepton.registry.audit import GENESIS_HASH, VerifyReport, new_entry, verify_chain
 from lepton.registry.commands import NewProject, NewRun, ProjectPatch, RegisterVersion, VersionPatch
@@ -1129,13 +1130,17 @@ class RegistryService:
 
     # ------------------------------------------------------------------------------------ runs
 
-    def create_run(self, actor: Actor, name: str, command: NewRun, *, run_id: str | None = None) -> Run:
+    def create_run(
+        self, actor: Actor, name: str, command: NewRun, *, run_id: str | None = None, execution_arn: str | None = None
+    ) -> Run:
         """A branch record: a run from `base_version` (or from scratch) with overrides. The
         lifecycle state machine executes it and registers its version with `run_id`.
 
         `run_id` (the lifecycle passes one derived from its execution) makes the call idempotent: a
         retry returns the run the first call recorded, and records and publishes nothing; a run of
-        that id recorded from another command is a conflict (409)."""
+        that id recorded from another command is a conflict (409). `execution_arn`: the execution
+        recording the run runs it, so it is recorded RUNNING in it (one write: no PENDING run is
+        left behind if that execution fails before it could mark the run), with RunStarted too."""
         project = self._load(name, actor, Role.TRAINER)
         base = None
         if command.base_version is not None:
@@ -1183,12 +1188,20 @@ class RegistryService:
                 created_by=actor.principal,
                 updated_at=draft.at,
             )
+            if execution_arn is not None:
+                run = run.model_copy(
+                    update={"status": RunStatus.RUNNING, "execution_arn": execution_arn, "started_at": draft.at}
+                )
             change = Change(project=Update(project, project), audit=None, run_puts=[Update(None, run)])
             change, entry = self._finish(
                 draft,
                 action="run.created",
                 target=f"run/{run_id}",
-                after=run.model_dump(mode="json", include={"branch", "base_version", "overrides", "dataset_id"}),
+                after=run.model_dump(
+                    mode="json",
+                    include={"branch", "base_version", "overrides", "dataset_id"}
+                    | ({"status", "execution_arn"} if execution_arn is not None else set()),
+                ),
                 change=change,
             )
             event = RunCreated(
@@ -1199,7 +1212,10 @@ class RegistryService:
                 hyperparameters=hyper,
                 dataset_id=dataset_id,
             )
-            return _Outcome(run, change, [event])
+            events: list[LeptonEvent] = [event]
+            if execution_arn is not None:
+                events.append(RunStarted(**self._ev(entry), run_id=run_id, execution_arn=execution_arn))
+            return _Outcome(run, change, events)
 
         return self._mutate(name, actor, Role.TRAINER, build)
 
@@ -1224,6 +1240,48 @@ class RegistryService:
             )
         return run
 
+    def begin_run(self, actor: Actor, name: str, run_id: str, execution_arn: str) -> Run:
+        """The lifecycle execution `execution_arn` begins to run a PENDING run: it becomes RUNNING and
+        records its execution. Idempotent for that execution (a retried PrepareTraining gets the run
+        and records nothing); a run that another execution runs, or that has ended, is a 409 naming
+        its status and execution."""
+
+        def build(project: Project, _: CommitConflict | None) -> _Outcome[Run]:
+            run = self.repo.get_run(name, run_id)
+            if run is None:
+                raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
+            if run.status is RunStatus.RUNNING and run.execution_arn == execution_arn:
+                return _Outcome(run)
+            if run.status is not RunStatus.PENDING:
+                by = f" (execution {run.execution_arn})" if run.execution_arn else ""
+                raise IllegalTransition(
+                    f"run {run_id} is {run.status.value}{by}: only a PENDING run begins to run",
+                    run_id=run_id,
+                    current_status=run.status.value,
+                    execution_arn=run.execution_arn,
+                )
+            draft = self._draft(project, actor)
+            running = run.model_copy(
+                update={
+                    "status": RunStatus.RUNNING,
+                    "execution_arn": execution_arn,
+                    "started_at": draft.at,
+                    "updated_at": draft.at,
+                }
+            )
+            change, entry = self._finish(
+                draft,
+                action="run.started",
+                target=f"run/{run_id}",
+                before={"status": run.status.value},
+                after={"status": running.status.value, "execution_arn": execution_arn},
+                change=Change(project=Update(project, project), audit=None, run_puts=[Update(run, running)]),
+            )
+            event = RunStarted(**self._ev(entry), run_id=run_id, execution_arn=execution_arn)
+            return _Outcome(running, change, [event])
+
+        return self._mutate(name, actor, Role.TRAINER, build)
+
     def list_runs(self, actor: Actor, name: str, limit: int, cursor: str | None) -> Page[Run]:
         self._load(name, actor, Role.VIEWER)
         return self.repo.list_runs(name, limit, cursor)
@@ -1236,10 +1294,15 @@ class RegistryService:
         *,
         run_id: str | None = None,
         version: int | None = None,
+        execution_arn: str | None = None,
     ) -> tuple[Run | None, ModelVersion | None]:
         """A lifecycle step failed: the run (and the version it registered, if it is still in a
         running status) become FAILED with the cause. Production is never touched: a version in
-        PRODUCTION is refused (409); that is a rollback. Idempotent."""
+        PRODUCTION is refused (409); that is a rollback. Idempotent.
+
+        `execution_arn` is the execution that failed: a run another execution is running (one that
+        failed to begin because the run was already running or ended) is not its to fail, and is
+        returned as it is."""
         if run_id is None and version is None:
             raise ValidationFailed("give run_id or version", field="run_id")
 
@@ -1249,6 +1312,8 @@ class RegistryService:
                 run = self.repo.get_run(name, run_id)
                 if run is None:
                     raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
+            if run is not None and execution_arn is not None and run.execution_arn not in (None, execution_arn):
+                return _Outcome((run, self._version(name, version) if version is not None else None))
             number = version if version is not None else (run.version if run else None)
             target = self._version(name, number) if number is not None else None
             run_changes = run is not None and run.status is not RunStatus.FAILED

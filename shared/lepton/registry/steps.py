@@ -34,6 +34,7 @@ from lepton.registry.service import Actor, RegistryService
 
 STATE_MACHINE_ACTOR = "lepton:lifecycle"
 RunId = Annotated[str, StringConstraints(pattern=r"^run-[0-9a-z]{8,40}$")]
+ExecutionArn = Annotated[str, StringConstraints(min_length=1, max_length=2048)]  # $$.Execution.Id
 
 # hyperparameters SageMaker adds to script-mode jobs: not the model's
 _SAGEMAKER_INTERNAL = ("sagemaker_", "_tuning_objective_metric")
@@ -125,6 +126,9 @@ class MarkFailedInput(StepModel):
     version: VersionNumber | None = None
     step: Annotated[str, StringConstraints(max_length=128)] | None = None
     error: StepError
+    execution_arn: ExecutionArn | None = Field(
+        default=None, description="the execution that failed: a run another execution runs is left alone"
+    )
 
 
 class MarkFailedFromState(StepModel):
@@ -138,6 +142,7 @@ class MarkFailedFromState(StepModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     state: dict[str, Any]
+    execution_arn: ExecutionArn | None = None
 
     def to_input(self) -> MarkFailedInput:
         state = self.state
@@ -154,6 +159,7 @@ class MarkFailedFromState(StepModel):
             version=version.get("version"),
             step=step,
             error=caught.model_copy(update={"cause": readable_cause(caught.cause)}),
+            execution_arn=self.execution_arn,
         )
 
 
@@ -244,7 +250,12 @@ def mark_failed(service: RegistryService, step: MarkFailedInput) -> MarkFailedOu
             project=step.project, run_id=None, run_status=None, version=None, version_status=None, error=failure.error
         )
     run, version = service.mark_failed(
-        Actor(STATE_MACHINE_ACTOR, system=True), step.project, failure, run_id=step.run_id, version=step.version
+        Actor(STATE_MACHINE_ACTOR, system=True),
+        step.project,
+        failure,
+        run_id=step.run_id,
+        version=step.version,
+        execution_arn=step.execution_arn,
     )
     return MarkFailedOutput(
         project=step.project,

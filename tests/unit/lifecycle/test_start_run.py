@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 from registry_testkit import ALICE, aws_client, make_service, registration, seed_project, set_fake_aws_env
 
-from lepton.errors import AlreadyExists, ValidationFailed
+from lepton.errors import AlreadyExists, IllegalTransition, ValidationFailed
 from lepton.lifecycle import JobCode, LifecycleStart, PrepareTrainingInput, start_run
 from lepton.registry.commands import NewRun
 from lepton.registry.dynamo import create_table
@@ -45,7 +45,8 @@ class FakePublishedCode:
 
     def version(self, code_version: str) -> JobCode:
         self.asked.append(code_version)
-        if code_version not in self._published:
+        current = self._current.code_version if self._current else None
+        if code_version not in (*self._published, current):  # the current code is published too
             raise Unpublished(code_version)
         return JobCode.at(BUCKET, code_version)
 
@@ -76,7 +77,15 @@ def test_a_dataset_start_creates_a_run_pinned_to_the_current_code(svc: RegistryS
     start = in_execution(LifecycleStart(project="wine", dataset_id=ds.dataset_id))
     prepared = start_run(svc, start, FakePublishedCode(), BUCKET, "us-east-1")
     (run,) = runs(svc)
-    assert prepared.run_id == run.run_id and run.status is RunStatus.PENDING
+    assert prepared.run_id == run.run_id
+    # it runs in this execution from the one write that recorded it
+    assert (run.status, run.execution_arn) == (RunStatus.RUNNING, EXECUTION) and run.started_at == run.created_at
+    created = svc.audit_page(ALICE, "wine", 100, None).items[0]
+    assert (created.action, created.after["status"], created.after["execution_arn"]) == (
+        "run.created",
+        "RUNNING",
+        EXECUTION,
+    )
     assert run.code_version == CURRENT.code_version == prepared.code_version
     assert prepared.code_uri == CURRENT.files_uri
     assert prepared.hyperparameters["sagemaker_submit_directory"] == f'"{CURRENT.sourcedir_uri}"'
@@ -138,6 +147,41 @@ def test_a_retried_dataset_start_returns_the_run_its_first_attempt_recorded(svc:
     # another execution with the same input is another run
     other = start_run(svc, in_execution(start, EXECUTION[:-1] + "2"), FakePublishedCode(), BUCKET, "us-east-1")
     assert other.run_id != first.run_id and len(runs(svc)) == 2
+
+
+def test_a_retry_after_newer_code_was_published_keeps_the_recorded_runs_code(svc: RegistryService) -> None:
+    """The job code is republished between PrepareTraining's first attempt (which recorded the run)
+    and its retry: the retry executes the run it recorded, on the code that run pins."""
+    (ds,) = seed_project(svc)
+    start = in_execution(LifecycleStart(project="wine", dataset_id=ds.dataset_id))
+    first = start_run(svc, start, FakePublishedCode(), BUCKET, "us-east-1")
+    newer = FakePublishedCode(current=JobCode.at(BUCKET, "c" * 64), published=(CURRENT.code_version,))
+    retried = start_run(svc, start, newer, BUCKET, "us-east-1")
+    assert retried == first and retried.code_version == CURRENT.code_version
+    assert newer.asked == [CURRENT.code_version]
+    (run,) = runs(svc)
+    assert (run.status, run.code_version) == (RunStatus.RUNNING, CURRENT.code_version)
+
+
+def test_an_api_started_run_runs_in_one_execution_only(svc: RegistryService) -> None:
+    """A recorded run begins to run in the first execution that prepares it; a retry of that
+    execution's PrepareTraining is answered with the same jobs, another execution of the same run
+    (started by hand from the console) is refused with 409 naming the one that runs it."""
+    (ds,) = seed_project(svc)
+    run = svc.create_run(ALICE, "wine", NewRun(overrides=RunOverrides(dataset_id=ds.dataset_id)))
+    assert run.status is RunStatus.PENDING and run.execution_arn is None
+    start = LifecycleStart(project="wine", run_id=run.run_id)
+    first = start_run(svc, in_execution(start), FakePublishedCode(), BUCKET, "us-east-1")
+    audit = svc.audit_page(ALICE, "wine", 100, None).items
+    assert (audit[0].action, audit[0].after) == ("run.started", {"status": "RUNNING", "execution_arn": EXECUTION})
+    assert start_run(svc, in_execution(start), FakePublishedCode(), BUCKET, "us-east-1") == first
+    assert svc.audit_page(ALICE, "wine", 100, None).items == audit  # the retry recorded nothing
+    other = EXECUTION[:-1] + "2"
+    with pytest.raises(IllegalTransition, match=f"RUNNING \\(execution {EXECUTION}\\)") as refused:
+        start_run(svc, in_execution(start, other), FakePublishedCode(), BUCKET, "us-east-1")
+    assert refused.value.status == 409
+    assert refused.value.details == {"run_id": run.run_id, "current_status": "RUNNING", "execution_arn": EXECUTION}
+    assert svc.get_run(ALICE, "wine", run.run_id).execution_arn == EXECUTION
 
 
 def test_a_run_id_recorded_from_another_command_is_a_conflict(svc: RegistryService) -> None:

@@ -33,6 +33,7 @@ from lepton.errors import (
     LastAdmin,
     ProjectExists,
     ProjectNotFound,
+    RunNotFound,
     ValidationFailed,
     VersionNotFound,
 )
@@ -497,6 +498,26 @@ def test_branch_run_register_and_mark_failed(svc: RegistryService, ds: str, publ
     svc.mark_failed(SYSTEM, P, cause, run_id=run.run_id)
     assert svc.get_project(ALICE, P).audit_seq == seq
     assert "RunFailed" in publisher.types()
+
+
+def test_a_run_begins_to_run_once_and_only_while_pending(
+    svc: RegistryService, ds: str, publisher: RecordingPublisher
+) -> None:
+    run = svc.create_run(ALICE, P, NewRun(overrides=RunOverrides(dataset_id=ds)))
+    execution = "arn:aws:states:us-east-1:123456789012:execution:lepton-dev-lifecycle:x"
+    running = svc.begin_run(SYSTEM, P, run.run_id, execution)
+    assert (running.status, running.execution_arn) == (RunStatus.RUNNING, execution)
+    assert svc.get_run(ALICE, P, run.run_id) == running and "RunStarted" in publisher.types()
+    svc.register_version(SYSTEM, P, registration(ds, "job-1", run_id=run.run_id))
+    assert svc.get_run(ALICE, P, run.run_id).status is RunStatus.SUCCEEDED
+    with pytest.raises(IllegalTransition, match="is SUCCEEDED") as refused:
+        svc.begin_run(SYSTEM, P, run.run_id, execution)  # ended: not even its own execution restarts it
+    assert refused.value.details["current_status"] == "SUCCEEDED"
+    with pytest.raises(RunNotFound):
+        svc.begin_run(SYSTEM, P, "run-0000000000", execution)
+    svc.set_member(ALICE, P, BOB.principal, Role.VIEWER)
+    with pytest.raises(Forbidden):
+        svc.begin_run(BOB, P, run.run_id, execution)
 
 
 def test_mark_failed_never_touches_production(svc: RegistryService, ds: str) -> None:

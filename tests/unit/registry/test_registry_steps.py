@@ -202,3 +202,25 @@ def test_a_failed_jobs_description_becomes_a_readable_cause(fn: ModuleType, worl
     assert (
         failure.cause == "wine-abc Failed: AlgorithmError: Training diverged: the training loss became nan in epoch 3"
     )
+
+
+def test_mark_failed_leaves_a_run_another_execution_runs_alone(fn: ModuleType, world: dict[str, Any]) -> None:
+    """A second execution started by hand for a run that is already running fails in
+    PrepareTraining (409): its MarkFailed must not fail the run the first execution is training."""
+    svc: RegistryService = world["svc"]
+    run_id = world["run"].run_id
+    machine = "arn:aws:states:us-east-1:123456789012:execution:lepton-dev-lifecycle"
+    svc.begin_run(ALICE, "wine", run_id, f"{machine}:wine-{run_id}")
+    state = {
+        "project": "wine",
+        "run_id": run_id,
+        "failed": {"PrepareTraining": {"Error": "IllegalTransition", "Cause": f"run {run_id} is RUNNING"}},
+    }
+    out = fn.mark_failed({"state": state, "execution_arn": f"{machine}:by-hand"}, LambdaContext())
+    assert (out["run_id"], out["run_status"], out["error"]) == (run_id, "RUNNING", "IllegalTransition")
+    assert svc.get_run(ALICE, "wine", run_id).failure is None
+    # the execution that runs it does fail it
+    state["failed"] = {"Train": {"Error": "States.TaskFailed", "Cause": "{}"}}
+    out = fn.mark_failed({"state": state, "execution_arn": f"{machine}:wine-{run_id}"}, LambdaContext())
+    assert out["run_status"] == "FAILED"
+    assert svc.get_run(ALICE, "wine", run_id).failure.step == "Train"

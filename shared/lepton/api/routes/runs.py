@@ -20,7 +20,10 @@ TAGS = ["runs"]
 
 
 class RunStarted(Run):
-    execution_arn: str = Field(description="the lifecycle execution that trains, evaluates and registers the run")
+    execution_arn: str = Field(  # narrowed: a started run's execution is known
+        description="the lifecycle execution that trains, evaluates and registers the run (the run records it "
+        "when the execution begins to run it)"
+    )
 
 
 class RunExecution(BaseModel):
@@ -44,7 +47,7 @@ def _start(lifecycle: Lifecycle, run: Run) -> str:
 
 def started(lifecycle: Lifecycle, run: Run) -> RunStarted:
     """A run just recorded, with the execution started for it."""
-    return RunStarted(**run.model_dump(), execution_arn=_start(lifecycle, run))
+    return RunStarted(**{**run.model_dump(), "execution_arn": _start(lifecycle, run)})
 
 
 @router.post(
