@@ -225,7 +225,7 @@ def start_run(service: Any, event: PrepareTrainingInput, code: PublishedCode, bu
     MarkFailed to fail. A run another execution is running, or one that has ended, is refused (409)."""
     from lepton.errors import RunNotFound, ValidationFailed
     from lepton.registry.commands import NewRun
-    from lepton.registry.models import RunOverrides, RunStatus
+    from lepton.registry.models import RunOverrides
     from lepton.registry.service import Actor
     from lepton.registry.steps import STATE_MACHINE_ACTOR
 
@@ -256,8 +256,7 @@ def start_run(service: Any, event: PrepareTrainingInput, code: PublishedCode, bu
         raise ValidationFailed(f"run {run.run_id} has no dataset to train on", field="dataset_id")
     dataset = service.get_dataset(actor, start.project, run.dataset_id)
     prepared = prepare(project, dataset, run, job_code, bucket, region)
-    if run.status is not RunStatus.RUNNING or run.execution_arn != event.execution_id:
-        service.begin_run(actor, start.project, run.run_id, event.execution_id)
+    service.begin_run(actor, start.project, run.run_id, event.execution_id)  # a no-op when it runs here already
     return prepared
 
 
