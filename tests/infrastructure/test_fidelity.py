@@ -141,6 +141,22 @@ def _key(cloud: Any, r: Resource, _: Stack) -> None:
     )
 
 
+@check("AWS::SecretsManager::Secret")
+def _secret(cloud: Any, r: Resource, _: Stack) -> None:
+    sm, p = cloud.client("secretsmanager"), r.properties
+    described = sm.describe_secret(SecretId=r.physical_id)
+    assert described.get("Description", "") == p.get("Description", "")
+    value = sm.get_secret_value(SecretId=r.physical_id)["SecretString"]
+    generate = p.get("GenerateSecretString")
+    if generate is None:
+        assert value == p["SecretString"]
+        return
+    assert "SecretStringTemplate" not in generate  # checked as a plain generated string below
+    assert len(value) == int(generate.get("PasswordLength", 32))
+    if generate.get("ExcludePunctuation"):
+        assert value.isalnum(), "punctuation in a secret generated without it"
+
+
 @check("AWS::KMS::Alias")
 def _alias(cloud: Any, r: Resource, _: Stack) -> None:
     aliases = {a["AliasName"]: a.get("TargetKeyId") for a in cloud.client("kms").list_aliases()["Aliases"]}

@@ -8,7 +8,9 @@ import json
 
 import pytest
 import requests
-from lepton_stack import deploy_lepton
+from lepton_stack import denied, deploy_lepton, role_documents
+
+from lepton.registry import cursor
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +29,34 @@ def test_a_signed_request_reaches_the_api_function_with_the_callers_identity(lep
 def test_openapi_document_is_served_through_the_front_door(lepton):
     document = lepton.api("alice").get("/openapi.json")
     assert "/projects/{project}/versions" in document["paths"]
+
+
+def test_listings_page_with_cursors_signed_by_the_generated_secret(lepton, cloud, monkeypatch):
+    """The API signs its cursors with the secret the template generates (CursorKeySecret): a
+    cursor it issued continues the listing; the same position signed with the code's fallback key
+    is refused as a bad cursor (400 naming it), not followed."""
+    api = lepton.api("alice")
+    for name in ("paging-a", "paging-b", "paging-c"):
+        api.post("/projects", {"name": name})
+    first = api.get("/projects", limit=1)
+    assert len(first["items"]) == 1 and first["next_cursor"]
+    second = api.get("/projects", limit=1, cursor=first["next_cursor"])
+    assert len(second["items"]) == 1 and second["items"] != first["items"]
+    position = json.loads(cursor._unb64(first["next_cursor"].split(".")[0]))["k"]
+    monkeypatch.delenv("REGISTRY_CURSOR_KEY", raising=False)
+    monkeypatch.delenv("REGISTRY_CURSOR_SECRET_ARN", raising=False)
+    forged = cursor.encode(position)  # the fixed fallback key, which anyone can read in the code
+    response = api.request("GET", "/projects", params={"limit": 1, "cursor": forged})
+    assert response.status_code == 400
+    assert response.json()["details"]["fields"][0]["field"] == "cursor"
+    # the local runtime does not enforce roles: the API's role may read that secret, and another
+    # function's role may not
+    secret = lepton.stack.nested["Registry"].resources["CursorKeySecret"].physical_id
+    lam = cloud.client("lambda")
+    for logical in ("ApiFunction", "RegisterVersionFunction"):
+        role = lam.get_function_configuration(FunctionName=lepton.function(logical))["Role"]
+        refused = denied(role_documents(cloud, role), [("secretsmanager:GetSecretValue", secret)])
+        assert refused == ([] if logical == "ApiFunction" else [("secretsmanager:GetSecretValue", secret)])
 
 
 def test_an_unsigned_request_is_refused_with_403(lepton, cloud):

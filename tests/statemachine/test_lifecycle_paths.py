@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from lepton_stack import denied, role_documents
 from lifecycle_kit import QUICK_TRAINING, Execution, Lifecycle
 
 from lepton.lifecycle import LifecycleStart, PrepareTrainingInput
@@ -148,32 +149,6 @@ def test_tuning_runs_tune_describe_best_trial_evaluate_register(lifecycle: Lifec
     assert version["hyperparameters"]["epochs"] == QUICK_TRAINING["epochs"]
 
 
-def role_documents(lifecycle: Lifecycle, role_arn: str) -> list[str]:
-    """Every identity policy of a role: inline and attached."""
-    iam = lifecycle.cloud.client("iam")
-    name = role_arn.rsplit("/", 1)[-1]
-    documents = [
-        json.dumps(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
-        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
-    ]
-    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
-        document = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)["PolicyVersion"]
-        documents.append(json.dumps(document["Document"]))
-    return documents
-
-
-def denied(documents: list[str], needs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The (action, resource) pairs no statement allows, evaluated with moto's IAM policy engine."""
-    from moto.iam.access_control import IAMPolicy, PermissionResult
-
-    def allowed(action: str, resource: str) -> bool:
-        results = [IAMPolicy(d).is_action_permitted(action, resource) for d in documents]
-        return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
-
-    return [(action, resource) for action, resource in needs if not allowed(action, resource)]
-
-
 def test_prepare_training_may_do_what_the_lifecycle_asks_of_it(lifecycle: Lifecycle, plain: dict[str, Any]) -> None:
     """The local runtime does not enforce the functions' roles: this reads PrepareTraining's role
     back and evaluates it against every call the function made above (read the project and dataset,
@@ -195,9 +170,9 @@ def test_prepare_training_may_do_what_the_lifecycle_asks_of_it(lifecycle: Lifecy
         ("s3:ListBucket", f"arn:aws:s3:::{lepton.bucket}"),
         ("kms:Decrypt", key),
     ]  # fmt: skip
-    assert denied(role_documents(lifecycle, function["Role"]), needs) == []
+    assert denied(role_documents(lifecycle.cloud, function["Role"]), needs) == []
     # and no more of the bucket than the published code
-    assert denied(role_documents(lifecycle, function["Role"]),
+    assert denied(role_documents(lifecycle.cloud, function["Role"]),
                   [("s3:GetObject", f"arn:aws:s3:::{lepton.bucket}/curated/plain/x.parquet")]) != []  # fmt: skip
     # the run it recorded names the job code it trained with
     run = lifecycle.run("plain", plain["execution"].run_id)
@@ -224,7 +199,5 @@ def test_a_branch_recorded_through_the_api_runs_the_lifecycle(lifecycle: Lifecyc
     api = lifecycle.cloud.client("lambda").get_function_configuration(
         FunctionName=lifecycle.lepton.function("ApiFunction")
     )
-    assert (
-        denied(role_documents(lifecycle, api["Role"]), [("states:StartExecution", lifecycle.lepton.state_machine)])
-        == []
-    )
+    needs = [("states:StartExecution", lifecycle.lepton.state_machine)]
+    assert denied(role_documents(lifecycle.cloud, api["Role"]), needs) == []

@@ -97,3 +97,29 @@ def deploy_lepton(cloud: Any, stage: str) -> DeployedLepton:
     stack = cloud.deploy(ROOT / "template.yaml", f"lepton-{stage}", {"Stage": stage})
     jobs_code.publish(cloud.client("s3"), stack.outputs["DataBucketName"])
     return DeployedLepton(cloud, stack, stage)
+
+
+def role_documents(cloud: Any, role_arn: str) -> list[str]:
+    """Every identity policy of a role: inline and attached."""
+    iam = cloud.client("iam")
+    name = role_arn.rsplit("/", 1)[-1]
+    documents = [
+        json.dumps(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
+    ]
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        document = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)["PolicyVersion"]
+        documents.append(json.dumps(document["Document"]))
+    return documents
+
+
+def denied(documents: list[str], needs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (action, resource) pairs no statement allows, evaluated with moto's IAM policy engine."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    def allowed(action: str, resource: str) -> bool:
+        results = [IAMPolicy(d).is_action_permitted(action, resource) for d in documents]
+        return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
+
+    return [(action, resource) for action, resource in needs if not allowed(action, resource)]

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from localcloud.deploy.engine import Created, Resource, ResourceContext, ResourceHandler, handler
-from localcloud.deploy.errors import UnsupportedError
+from localcloud.deploy.errors import TemplateError, UnsupportedError
 
 
 def tags_list_to_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
@@ -317,6 +317,55 @@ class KeyAlias(ResourceHandler):
 
     def delete(self, ctx: ResourceContext, resource: Resource) -> None:
         ctx.client("kms").delete_alias(AliasName=resource.physical_id)
+
+
+_PASSWORD_OPTIONS = {  # GenerateSecretString property -> GetRandomPassword parameter
+    "PasswordLength": "PasswordLength",
+    "ExcludeCharacters": "ExcludeCharacters",
+    "ExcludeNumbers": "ExcludeNumbers",
+    "ExcludePunctuation": "ExcludePunctuation",
+    "ExcludeUppercase": "ExcludeUppercase",
+    "ExcludeLowercase": "ExcludeLowercase",
+    "IncludeSpace": "IncludeSpace",
+    "RequireEachIncludedType": "RequireEachIncludedType",
+}
+
+
+@handler
+class Secret(ResourceHandler):
+    """AWS::SecretsManager::Secret: a given SecretString, or one generated as CloudFormation does
+    (GetRandomPassword with the GenerateSecretString options; with SecretStringTemplate and
+    GenerateStringKey, the template's JSON with the password under that key). Ref is the ARN."""
+
+    type = "AWS::SecretsManager::Secret"
+    properties = frozenset({"Name", "Description", "SecretString", "GenerateSecretString", "KmsKeyId", "Tags"})
+
+    def create(self, ctx: ResourceContext, logical: str, props: dict[str, Any]) -> Created:
+        sm = ctx.client("secretsmanager")
+        if ("SecretString" in props) == ("GenerateSecretString" in props):
+            raise TemplateError(f"{logical}: give exactly one of SecretString and GenerateSecretString")
+        value = props.get("SecretString")
+        if value is None:
+            generate = props["GenerateSecretString"]
+            _only(generate, {*_PASSWORD_OPTIONS, "SecretStringTemplate", "GenerateStringKey"}, logical)
+            options = {_PASSWORD_OPTIONS[k]: v for k, v in generate.items() if k in _PASSWORD_OPTIONS}
+            options["PasswordLength"] = int(options.get("PasswordLength", 32))
+            password = sm.get_random_password(**options)["RandomPassword"]
+            if "SecretStringTemplate" in generate:
+                document = json.loads(generate["SecretStringTemplate"])
+                document[generate["GenerateStringKey"]] = password
+                value = json.dumps(document)
+            else:
+                value = password
+        kwargs: dict[str, Any] = {"Name": props.get("Name") or ctx.physical_name(logical, 512), "SecretString": value}
+        for key in ("Description", "KmsKeyId", "Tags"):
+            if key in props:
+                kwargs[key] = props[key]
+        arn = sm.create_secret(**kwargs)["ARN"]
+        return Created(arn, {"Id": arn})
+
+    def delete(self, ctx: ResourceContext, resource: Resource) -> None:
+        ctx.client("secretsmanager").delete_secret(SecretId=resource.physical_id, ForceDeleteWithoutRecovery=True)
 
 
 @handler

@@ -3,9 +3,13 @@ LastEvaluatedKey, plus an HMAC of it. Decoding validates everything a caller cou
 with (alphabet, MAC, JSON shape, key names, the partition it belongs to, the key range of the
 listing), so that a bad cursor is a 400 naming `cursor`, never a store error.
 
-The MAC key is REGISTRY_CURSOR_KEY (read at call time; set it from a secret to make cursors
-unforgeable). Without it a fixed key still detects any edit of a cursor, and the shape checks
-still confine a forged one to the listing it claims to continue."""
+The MAC key: REGISTRY_CURSOR_KEY when set (read at call time), else the Secrets Manager secret
+REGISTRY_CURSOR_SECRET_ARN names (the deployed API: the template generates it; read through
+powertools' parameters utility and cached for SECRET_MAX_AGE_S, so a warm function reads it once
+per 5 minutes and a cold start only when it first meets a cursor). Rotating that secret invalidates
+the cursors issued before (400 `cursor`; a listing restarts from its first page). Without either,
+a fixed key still detects any edit of a cursor, and the shape checks still confine a forged one to
+the listing it claims to continue, but anyone who reads this code can mint one."""
 
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ import os
 import re
 from collections.abc import Callable, Mapping
 
-from lepton.errors import ValidationFailed
+from lepton.errors import ConfigurationError, ValidationFailed
 
 MAX_CURSOR_LENGTH = 2048
+SECRET_MAX_AGE_S = 300
 _VERSION = 1
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _DEFAULT_KEY = b"lepton-registry-cursor-v1"
@@ -28,7 +33,22 @@ _DEFAULT_KEY = b"lepton-registry-cursor-v1"
 
 def _key() -> bytes:
     configured = os.environ.get("REGISTRY_CURSOR_KEY")
-    return configured.encode() if configured else _DEFAULT_KEY
+    if configured:
+        return configured.encode()
+    secret = os.environ.get("REGISTRY_CURSOR_SECRET_ARN")
+    return _secret_key(secret) if secret else _DEFAULT_KEY
+
+
+def _secret_key(secret_id: str) -> bytes:
+    from aws_lambda_powertools.utilities import parameters  # only a function that pages needs it
+
+    try:
+        value = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_S)
+    except parameters.exceptions.GetParameterError as exc:
+        raise ConfigurationError(f"the cursor key (secret {secret_id}) cannot be read: {exc}") from exc
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"the cursor key (secret {secret_id}) is not a non-empty string")
+    return value.encode()
 
 
 def _b64(raw: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -114,3 +115,38 @@ def test_circular_template_is_refused(cloud, tmp_path):
     )
     with pytest.raises(TemplateError, match="circular dependency"):
         cloud.deploy(template, "circular")
+
+
+def test_a_secret_is_generated_as_cloudformation_does_and_a_bad_one_rolls_back(cloud, tmp_path):
+    """AWS::SecretsManager::Secret: GenerateSecretString with a SecretStringTemplate puts the password
+    under GenerateStringKey; a generator option the deployer does not apply stops the deployment and
+    the secret created before it is deleted."""
+    template = write(
+        tmp_path,
+        """
+        Resources:
+          Login:
+            Type: AWS::SecretsManager::Secret
+            Properties:
+              Name: generated-login
+              GenerateSecretString:
+                SecretStringTemplate: '{"username": "lepton"}'
+                GenerateStringKey: password
+                PasswordLength: 20
+                ExcludeCharacters: '"@/\\'
+          Bad:
+            Type: AWS::SecretsManager::Secret
+            DependsOn: Login
+            Properties:
+              GenerateSecretString: {PasswordLength: 20, Entropy: high}
+        """,
+    )
+    sm = cloud.client("secretsmanager")
+    with pytest.raises(UnsupportedError, match=r"Bad: \['Entropy'\] are not applied"):
+        cloud.deploy(template, "secret-test")
+    assert "generated-login" not in [s["Name"] for s in sm.list_secrets()["SecretList"]]  # rolled back
+    template.write_text(template.read_text().split("  Bad:")[0])
+    cloud.deploy(template, "secret-test")
+    value = json.loads(sm.get_secret_value(SecretId="generated-login")["SecretString"])
+    assert value["username"] == "lepton" and len(value["password"]) == 20
+    assert not set(value["password"]) & set('"@/\\')

@@ -102,6 +102,46 @@ def test_cursor_round_trip_and_tampering() -> None:
         assert err.value.details["field"] == "cursor"
 
 
+def test_the_deployed_cursor_key_is_the_secret_the_template_generates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REGISTRY_CURSOR_SECRET_ARN (the deployed API's setting): cursors are signed with the secret's
+    value, so one signed with the code's fallback key, or under a rotated secret, is refused; an
+    unreadable secret is a configuration error, not a cursor the caller got wrong."""
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("REGISTRY_CURSOR_KEY", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    expect = {"pk": lambda v: v == "PROJECT#wine", "sk": lambda v: v.startswith("VERSION#")}
+    key = {"pk": "PROJECT#wine", "sk": "VERSION#0000000003"}
+    fallback = cursor.encode(key)  # no key configured: the code's fixed key
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = sm.create_secret(Name="cursor-key", SecretString="k" * 64)["ARN"]
+        monkeypatch.setenv("REGISTRY_CURSOR_SECRET_ARN", arn)
+        parameters.clear_caches()
+        token = cursor.encode(key)
+        assert token is not None and token != fallback
+        assert cursor.decode(token, expect=expect) == key
+        with pytest.raises(ValidationFailed, match="invalid cursor"):
+            cursor.decode(fallback, expect=expect)
+        sm.put_secret_value(SecretId=arn, SecretString="r" * 64)  # rotated
+        parameters.clear_caches()
+        with pytest.raises(ValidationFailed, match="invalid cursor"):
+            cursor.decode(token, expect=expect)
+        monkeypatch.setenv("REGISTRY_CURSOR_SECRET_ARN", arn.replace("cursor-key", "missing"))
+        parameters.clear_caches()
+        with pytest.raises(ConfigurationError, match="cannot be read"):
+            cursor.encode(key)
+    parameters.clear_caches()
+
+
 def test_settings_read_the_environment_at_call_time() -> None:
     s = Settings.from_env(
         {"REGISTRY_TABLE": "t", "EVENT_BUS_NAME": "lepton-dev", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}
