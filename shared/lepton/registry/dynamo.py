@@ -68,6 +68,7 @@ from lepton.registry.models import (
     ModelVersion,
     Project,
     Run,
+    RunStatus,
     normalise_principal,
 )
 from lepton.registry.ports import Change, CommitConflict, JobClaim, Page, Snapshot, VersionQuery
@@ -633,7 +634,7 @@ class DynamoRegistryRepository:
     def get_run(self, project: str, run_id: str) -> Run | None:
         return self._get(Run, project_pk(project), f"RUN#{run_id}")
 
-    def list_runs(self, project: str, limit: int, cursor: str | None) -> Page[Run]:
+    def list_runs(self, project: str, limit: int, cursor: str | None, status: RunStatus | None = None) -> Page[Run]:
         pk = project_pk(project)
         items, nxt = self._page(
             pk,
@@ -642,6 +643,7 @@ class DynamoRegistryRepository:
             expect={"pk": _equals(pk), "sk": _prefixed("RUN#")},
             sk_prefix="RUN#",
             newest_first=True,
+            filter_condition=None if status is None else self.t.run.status == status.value,
         )
         return Page([Run.model_validate_json(b) for b in items], nxt)
 

@@ -31,6 +31,7 @@ from lepton.registry.models import (
     ModelVersion,
     Project,
     Run,
+    RunStatus,
     VersionStatus,
 )
 
@@ -161,7 +162,9 @@ class RegistryRepository(Protocol):
 
     def get_run(self, project: str, run_id: str) -> Run | None: ...
 
-    def list_runs(self, project: str, limit: int, cursor: str | None) -> Page[Run]: ...
+    def list_runs(self, project: str, limit: int, cursor: str | None, status: RunStatus | None = None) -> Page[Run]:
+        """Newest first; with `status`, only runs in it (a filter: a page may hold fewer than `limit`)."""
+        ...
 
     def audit_entries(self, project: str, *, after_seq: int, limit: int) -> list[AuditEntry]:
         """Entries with seq > after_seq in ascending order (the verifier's walk)."""

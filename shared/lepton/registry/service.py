@@ -1282,9 +1282,11 @@ class RegistryService:
 
         return self._mutate(name, actor, Role.TRAINER, build)
 
-    def list_runs(self, actor: Actor, name: str, limit: int, cursor: str | None) -> Page[Run]:
+    def list_runs(
+        self, actor: Actor, name: str, limit: int, cursor: str | None, status: RunStatus | None = None
+    ) -> Page[Run]:
         self._load(name, actor, Role.VIEWER)
-        return self.repo.list_runs(name, limit, cursor)
+        return self.repo.list_runs(name, limit, cursor, status)
 
     def mark_failed(
         self,

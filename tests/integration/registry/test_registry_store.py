@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import pytest
 from registry_backends import Backend
-from registry_testkit import ALICE, BOB, DynamoCallCounter, deploying, registration, seed_project, table_snapshot
+from registry_testkit import (
+    ALICE,
+    BOB,
+    SYSTEM,
+    DynamoCallCounter,
+    deploying,
+    registration,
+    seed_project,
+    table_snapshot,
+)
 
 from lepton.errors import IllegalTransition, IntegrityError
-from lepton.registry.commands import NewProject, VersionPatch
+from lepton.registry.commands import NewProject, NewRun, VersionPatch
 from lepton.registry.dynamo import DynamoRegistryRepository
-from lepton.registry.models import Role, VersionStatus
+from lepton.registry.models import Role, RunOverrides, RunStatus, VersionStatus
 from lepton.registry.ports import Change, CommitConflict, Update, VersionQuery
 
 P = "wine"
@@ -142,3 +151,31 @@ def test_tampering_is_found(backend: Backend) -> None:
         pass
     else:
         raise AssertionError("an edited core was served")
+
+
+def test_runs_are_listed_by_status_newest_first_across_pages(backend: Backend) -> None:
+    """GET .../runs?status=: the filter is applied by the store (a FilterExpression on the run's
+    status), so a page may hold fewer than `limit` runs; following the cursors finds them all."""
+    svc = backend.service()
+    ds = seed_project(svc, P)[0].dataset_id
+    created = [svc.create_run(ALICE, P, NewRun(overrides=RunOverrides(dataset_id=ds))) for _ in range(5)]
+    execution = "arn:aws:states:us-east-1:123456789012:execution:lepton-test-lifecycle:"
+    for i in (0, 2, 3):
+        svc.begin_run(SYSTEM, P, created[i].run_id, execution + str(i))
+
+    def every(status: RunStatus | None) -> list[str]:
+        found, cursor = [], None
+        while True:
+            page = svc.list_runs(ALICE, P, 2, cursor, status)
+            assert len(page.items) <= 2
+            found += [r.run_id for r in page.items]
+            if page.cursor is None:
+                return found
+            cursor = page.cursor
+
+    newest_first = sorted((r.run_id for r in created), reverse=True)
+    assert every(None) == newest_first
+    running = every(RunStatus.RUNNING)
+    assert running == [r for r in newest_first if r in {created[i].run_id for i in (0, 2, 3)}]
+    assert every(RunStatus.PENDING) == [r for r in newest_first if r not in running]
+    assert every(RunStatus.SUCCEEDED) == []

@@ -165,7 +165,12 @@ def test_custom_alias_log_diff_runs_datasets_audit(api: Api, ds: str) -> None:
     assert run.status == 201 and run.body["base_version"] == 2 and run.body["hyperparameters"]["epochs"] == 40
     assert api.call("GET", f"/projects/{P}/runs/{run.body['run_id']}").body["branch"] == "wide"
     assert [x["run_id"] for x in api.call("GET", f"/projects/{P}/runs").body["items"]] == [run.body["run_id"]]
-    assert api.call("POST", f"/projects/{P}/runs", {"overrides": {"dataset_id": ds}}).status == 201
+    second = api.call("POST", f"/projects/{P}/runs", {"overrides": {"dataset_id": ds}})
+    assert second.status == 201
+    pending = api.call("GET", f"/projects/{P}/runs", query={"status": "PENDING"}).body["items"]
+    assert sorted(x["run_id"] for x in pending) == sorted([second.body["run_id"], run.body["run_id"]])
+    running = api.call("GET", f"/projects/{P}/runs", query={"status": "RUNNING"})
+    assert running.body == {"items": [], "next_cursor": None}  # nothing began to run in this world
     assert [d["dataset_id"] for d in api.call("GET", f"/projects/{P}/datasets").body["items"]] == [ds]
     assert api.call("GET", f"/projects/{P}/datasets/{ds}").body["number"] == 1
     assert api.call("GET", f"/projects/{P}/rejections").body == {"items": [], "next_cursor": None}

@@ -3,6 +3,9 @@ state machine: recording a run starts its execution, named `<project>-<run_id>`.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
@@ -13,7 +16,7 @@ from lepton.api.routes.common import Cursor, Limit, ProjectPath, RunPath, starti
 from lepton.errors import ExecutionNotStarted
 from lepton.lifecycle import LifecycleStart
 from lepton.registry.commands import NewRun
-from lepton.registry.models import Run
+from lepton.registry.models import Run, RunStatus
 
 router = APIGatewayRouter()
 TAGS = ["runs"]
@@ -74,11 +77,16 @@ def start_run(
     return RunExecution(run_id=run.run_id, execution_arn=_start(lifecycle, run))
 
 
-@router.get("/projects/<project>/runs", tags=TAGS, summary="Runs, newest first")
+@router.get("/projects/<project>/runs", tags=TAGS, summary="Runs, newest first; filter by status")
 def list_runs(
-    project: ProjectPath, svc: Service, caller: Caller, limit: Limit = None, cursor: Cursor = None
+    project: ProjectPath,
+    svc: Service,
+    caller: Caller,
+    status: Annotated[RunStatus | None, Query(description="PENDING, RUNNING, SUCCEEDED or FAILED")] = None,
+    limit: Limit = None,
+    cursor: Cursor = None,
 ) -> PageOut[Run]:
-    page = svc.list_runs(caller, project, page_size(limit), cursor)
+    page = svc.list_runs(caller, project, page_size(limit), cursor, status)
     return PageOut(items=page.items, next_cursor=page.cursor)
 
 
