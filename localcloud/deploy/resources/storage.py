@@ -319,16 +319,18 @@ class KeyAlias(ResourceHandler):
         ctx.client("kms").delete_alias(AliasName=resource.physical_id)
 
 
-_PASSWORD_OPTIONS = {  # GenerateSecretString property -> GetRandomPassword parameter
-    "PasswordLength": "PasswordLength",
-    "ExcludeCharacters": "ExcludeCharacters",
-    "ExcludeNumbers": "ExcludeNumbers",
-    "ExcludePunctuation": "ExcludePunctuation",
-    "ExcludeUppercase": "ExcludeUppercase",
-    "ExcludeLowercase": "ExcludeLowercase",
-    "IncludeSpace": "IncludeSpace",
-    "RequireEachIncludedType": "RequireEachIncludedType",
-}
+_PASSWORD_OPTIONS = frozenset(  # GenerateSecretString properties that are GetRandomPassword's parameters
+    {
+        "PasswordLength",
+        "ExcludeCharacters",
+        "ExcludeNumbers",
+        "ExcludePunctuation",
+        "ExcludeUppercase",
+        "ExcludeLowercase",
+        "IncludeSpace",
+        "RequireEachIncludedType",
+    }
+)
 
 
 @handler
@@ -348,7 +350,7 @@ class Secret(ResourceHandler):
         if value is None:
             generate = props["GenerateSecretString"]
             _only(generate, {*_PASSWORD_OPTIONS, "SecretStringTemplate", "GenerateStringKey"}, logical)
-            options = {_PASSWORD_OPTIONS[k]: v for k, v in generate.items() if k in _PASSWORD_OPTIONS}
+            options = {k: v for k, v in generate.items() if k in _PASSWORD_OPTIONS}
             options["PasswordLength"] = int(options.get("PasswordLength", 32))
             password = sm.get_random_password(**options)["RandomPassword"]
             if "SecretStringTemplate" in generate:
