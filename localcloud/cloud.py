@@ -128,13 +128,14 @@ class LocalCloud:
 
     def _install_patches(self) -> None:
         from localcloud import sagemaker as local_sagemaker
-        from localcloud.patches import awslambda, dynamodb_atomic, events, policies, s3_events
+        from localcloud.patches import awslambda, dynamodb_atomic, events, execution_events, policies, s3_events
 
         assert self.runtime is not None
         awslambda.install(self.runtime)
         s3_events.install()
         policies.install()
         events.install()
+        execution_events.install()
         dynamodb_atomic.install()
         local_sagemaker.install(work_dir=self.state_dir / "sagemaker")
 

@@ -1,14 +1,23 @@
 """Registry tasks of the lifecycle state machine: `register` (a finished training job becomes a
 model version) and `mark_failed` (a Catch marks the run and its version FAILED with the cause).
-Inputs and outputs: lepton.registry.steps; samples: events/steps/."""
+Inputs and outputs: lepton.registry.steps; samples: events/steps/.
+
+`execution_ended` is not a task: an EventBridge rule sends it the lifecycle's "Step Functions
+Execution Status Change" events for executions that ended ABORTED, TIMED_OUT or FAILED, and it
+fails the run such an execution left unfinished (lepton.lifecycle.close_ended_run; sample:
+events/steps/execution_aborted.json)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser import event_parser
+import boto3
+from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
+from lepton.lifecycle import ExecutionStatusChange, close_ended_run
 from lepton.observability import logger, metrics, tracer
 from lepton.registry import steps
 from lepton.registry.wiring import build_service
@@ -30,3 +39,28 @@ def register(event: steps.RegisterInput, context: LambdaContext) -> dict[str, An
 def mark_failed(event: steps.MarkFailedInput | steps.MarkFailedFromState, context: LambdaContext) -> dict[str, Any]:
     step = event.to_input() if isinstance(event, steps.MarkFailedFromState) else event
     return steps.mark_failed(build_service(get_settings()), step).model_dump(mode="json")
+
+
+@lru_cache(maxsize=1)
+def _stepfunctions() -> Any:
+    return boto3.client("stepfunctions")  # only this handler needs it: not created at import
+
+
+def describe_execution(execution_arn: str) -> dict[str, Any] | None:
+    """DescribeExecution, or None (logged) when Step Functions does not answer: the run is closed
+    with the execution's status alone rather than not at all."""
+    try:
+        return dict(_stepfunctions().describe_execution(executionArn=execution_arn))
+    except (ClientError, BotoCoreError):
+        logger.warning("DescribeExecution failed: the run's failure names the status only", exc_info=True)
+        return None
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=ExecutionStatusChange, envelope=envelopes.EventBridgeEnvelope)
+def execution_ended(event: ExecutionStatusChange, context: LambdaContext) -> dict[str, Any]:
+    closed = close_ended_run(build_service(get_settings()), event, describe_execution)
+    logger.info("execution ended", extra=closed.model_dump())
+    return closed.model_dump(mode="json")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -53,6 +54,131 @@ class PrepareTrainingInput(BaseModel):
         10 hex digits), the digits from the execution's id, so the same for every retry."""
         ms = (self.execution_started - _EPOCH) // timedelta(milliseconds=1)  # exact: no float rounding
         return f"run-{ms:x}{hashlib.sha256(self.execution_id.encode()).hexdigest()[:10]}"
+
+
+def run_execution_name(project: str, run_id: str) -> str:
+    """The name of the execution the API starts for a run it recorded (lepton.executions)."""
+    return f"{project}-{run_id}"
+
+
+class ExecutionStatusChange(BaseModel):
+    """The detail of Step Functions' "Step Functions Execution Status Change" event (source
+    aws.states, on the default bus): a lifecycle execution started or ended. Dates are epoch ms;
+    input and output are JSON strings (null when too large to include)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    execution_arn: Annotated[str, Field(alias="executionArn", min_length=1, max_length=2048)]
+    state_machine_arn: Annotated[str, Field(alias="stateMachineArn", min_length=1, max_length=2048)]
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+    start_date: Annotated[int, Field(alias="startDate", ge=0)]
+    stop_date: Annotated[int | None, Field(alias="stopDate", ge=0)] = None
+    input: str | None = None
+
+    def started_at(self) -> datetime:
+        return _EPOCH + timedelta(milliseconds=self.start_date)  # exact, as PrepareTraining sees it
+
+
+# how an execution ended without ending its run -> the run's failure error (Step Functions' names
+# for those history events)
+LIFECYCLE_FAILED = "LifecycleFailed"  # the Fail state's error (stacks/statemachines/lifecycle.asl.json)
+UNFINISHED_ENDS = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
+
+
+class ClosedRun(BaseModel):
+    """What closing an ended execution's run did: the run as it is now, or why there was none."""
+
+    model_config = ConfigDict(frozen=True)
+
+    execution_arn: str
+    status: str
+    project: str | None = None
+    run_id: str | None = None
+    run_status: str | None = None
+    closed: bool = False
+    note: str = ""
+
+
+def execution_failure(description: dict[str, Any] | None) -> Any:
+    """The failure a FAILED lifecycle execution reports (DescribeExecution), as a run records it:
+    the Fail state's LifecycleFailed carries the failed step's {Error, Cause} under the step's name
+    (the ASL), which becomes the step, its error and its readable cause; any other error is taken as
+    it is. None when there is no description or no error in it."""
+    from lepton.registry.models import FailureCause
+    from lepton.registry.steps import StepError, readable_cause
+
+    if not description or not description.get("error"):
+        return None
+    error, cause = str(description["error"]), str(description.get("cause") or "")
+    if error == LIFECYCLE_FAILED:
+        try:
+            ((step, caught),) = json.loads(cause).items()
+            failed = StepError.model_validate(caught)
+            return FailureCause(error=failed.error, cause=readable_cause(failed.cause)[:32_000], step=step[:128])
+        except (ValueError, AttributeError):  # not the Fail state's shape: keep it whole
+            pass
+    return FailureCause(error=error[:256], cause=cause[:32_000])
+
+
+def close_ended_run(
+    service: Any, change: ExecutionStatusChange, describe: Callable[[str], dict[str, Any] | None] | None = None
+) -> ClosedRun:
+    """A lifecycle execution ended ABORTED, TIMED_OUT or FAILED: the run it was running becomes
+    FAILED unless something already ended it (RegistryService.close_run).
+
+    A failed step is recorded by MarkFailed, and then this finds the run FAILED and leaves it. What
+    only this records: an execution stopped (StopExecution, the console's Stop), one that timed out,
+    and one whose MarkFailed could not reach the registry. The run is the one the execution's input
+    names (an API-started execution: `run_id`) or the one PrepareTraining records for a data start
+    (named after the execution's ARN and start). An execution that ended before it recorded a run,
+    or whose input names no lifecycle run, has nothing to close.
+
+    `describe` (DescribeExecution; None when it cannot answer) gives a FAILED execution's error and
+    cause: the failed step's, as MarkFailed would have recorded them (`execution_failure`)."""
+    from lepton.errors import ProjectNotFound, RunNotFound
+    from lepton.registry.models import FailureCause
+    from lepton.registry.service import Actor
+    from lepton.registry.steps import STATE_MACHINE_ACTOR
+
+    out = ClosedRun(execution_arn=change.execution_arn, status=change.status)
+    error = UNFINISHED_ENDS.get(change.status)
+    if error is None:
+        return out.model_copy(update={"note": f"the execution is {change.status}: its run ends with it"})
+    try:
+        start = LifecycleStart.model_validate_json(change.input or "")
+    except ValueError:
+        return out.model_copy(update={"note": "the execution's input names no lifecycle run"})
+    if start.run_id is not None:
+        run_id = start.run_id
+    elif start.dataset_id is not None:
+        run_id = PrepareTrainingInput(
+            start=start, execution_id=change.execution_arn, execution_started=change.started_at()
+        ).run_id()
+    else:
+        return out.model_copy(update={"project": start.project, "note": "the execution's input names no run"})
+    out = out.model_copy(update={"project": start.project, "run_id": run_id})
+    stopped = datetime.fromtimestamp(change.stop_date / 1000, UTC).isoformat() if change.stop_date else "its end"
+    failure = FailureCause(
+        error=error,
+        cause=f"execution {change.execution_arn} ended {change.status} at {stopped} before its run ended",
+    )
+    if change.status == "FAILED" and describe is not None:
+        failure = execution_failure(describe(change.execution_arn)) or failure
+    started_for = start.run_id is not None and change.name == run_execution_name(start.project, start.run_id)
+    try:
+        run = service.close_run(
+            Actor(STATE_MACHINE_ACTOR, system=True),
+            start.project,
+            run_id,
+            change.execution_arn,
+            failure,
+            started_for=started_for,
+        )
+    except (ProjectNotFound, RunNotFound) as exc:
+        return out.model_copy(update={"note": f"nothing to close: {exc}"})
+    closed = run.status.value == "FAILED" and run.failure == failure
+    return out.model_copy(update={"run_status": run.status.value, "closed": closed})
 
 
 CODE_VERSION = re.compile(r"^[0-9a-f]{64}$")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import pytest
+from lepton_stack import denied, role_documents
 from lifecycle_kit import QUICK_TRAINING, Execution, Lifecycle
 
 pytestmark = pytest.mark.slow
@@ -45,14 +47,17 @@ def assert_lifecycle_failed(execution: Execution, states: list[str]) -> None:
     assert set(cause[step]) == {"Error", "Cause"}
 
 
-def assert_run_failed(lifecycle: Lifecycle, execution: Execution, step: str, error: str) -> dict[str, Any]:
+def assert_run_failed(
+    lifecycle: Lifecycle, execution: Execution, step: str, error: str, *, marked: bool = True
+) -> dict[str, Any]:
     run = lifecycle.run("wine", execution.run_id)
-    assert (run["status"], run["execution_arn"]) == ("FAILED", execution.arn)  # MarkFailed of its own execution
+    assert (run["status"], run["execution_arn"]) == ("FAILED", execution.arn)  # failed by its own execution
     assert run["failure"]["step"] == step
     assert run["failure"]["error"] == error
     assert run["version"] is None
-    marked = execution.mark_failed_output()
-    assert marked["run_id"] == run["run_id"] and marked["run_status"] == "FAILED" and marked["error"] == error
+    if marked:  # by MarkFailed (else by ExecutionEnded)
+        output = execution.mark_failed_output()
+        assert output["run_id"] == run["run_id"] and output["run_status"] == "FAILED" and output["error"] == error
     return run
 
 
@@ -148,14 +153,53 @@ def test_a_failure_in_register_is_retried_then_caught(lifecycle: Lifecycle, wine
 
 def test_mark_failed_failing_is_retried_then_caught_into_failed(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
     """The Train failure again, with MarkFailed throttled: MarkFailed is tried 4 times, then its Catch
-    ends the execution in Failed. The registry could not be told: the run stays RUNNING, naming the
-    execution whose cause still says what failed."""
+    ends the execution in Failed. The registry still learns of it: the execution's FAILED status
+    change (EventBridge, default bus) reaches ExecutionEnded, which fails the run it left RUNNING."""
     lifecycle.set_training("wine", {"hyperparameters": BAD_HYPERPARAMETERS})
     with lifecycle.throttled("MarkFailedFunction"):
         execution = lifecycle.finish(lifecycle.start("mark-failed-throttled", "wine", wine["dataset_id"]))
+        lifecycle.cloud.wait_idle()  # the status change's delivery
     assert_lifecycle_failed(execution, ["PrepareTraining", "ChooseTraining", "Train", "MarkFailed", "Failed"])
     failures = execution.task_failures()
     assert [f["error"] for f in failures] == ["States.TaskFailed"] + [THROTTLED] * 4
     assert json.loads(execution.description["cause"])["Train"]["Error"] == "States.TaskFailed"
+    # the failure MarkFailed would have recorded, from the execution's own error and cause
+    run = assert_run_failed(lifecycle, execution, "Train", "States.TaskFailed", marked=False)
+    assert re.match(r"^\S+ Failed: AlgorithmError: Invalid hyperparameters", run["failure"]["cause"])
+    # the function may describe the lifecycle's executions, and no other state machine's
+    role = lifecycle.cloud.client("lambda").get_function_configuration(
+        FunctionName=lifecycle.lepton.function("ExecutionEndedFunction")
+    )["Role"]
+    other = execution.arn.replace(f":execution:{execution.arn.split(':')[6]}:", ":execution:another-machine:")
+    needs = [("states:DescribeExecution", execution.arn), ("states:DescribeExecution", other)]
+    assert denied(role_documents(lifecycle.cloud, role), needs) == [("states:DescribeExecution", other)]
+
+
+def test_an_execution_stopped_while_training_stops_the_job_and_fails_the_run(
+    lifecycle: Lifecycle, wine: dict[str, Any]
+) -> None:
+    """StopExecution (the console's Stop) while Train waits for its job: no Catch runs, so MarkFailed
+    never does; the training job is stopped, and the ABORTED status change fails the run."""
+    lifecycle.set_training("wine", {"hyperparameters": {**QUICK_TRAINING, "epochs": 400, "patience": 400}})
+    arn = lifecycle.start("stopped-in-train", "wine", wine["dataset_id"])
+    deadline = time.monotonic() + 120
+    while "TaskSubmitted" not in [e["type"] for e in lifecycle.lepton.history(arn)]:
+        assert time.monotonic() < deadline, "Train never submitted its job"
+        time.sleep(0.2)
+    sfn = lifecycle.cloud.client("stepfunctions")
+    sfn.stop_execution(executionArn=arn, error="Operator", cause="wrong data")
+    execution = lifecycle.finish(arn)
+    lifecycle.cloud.wait_idle()
+    assert execution.status == "ABORTED"
+    assert execution.states == ["PrepareTraining", "ChooseTraining", "Train"]
     run = lifecycle.run("wine", execution.run_id)
-    assert (run["status"], run["execution_arn"], run["failure"]) == ("RUNNING", execution.arn, None)
+    assert (run["status"], run["execution_arn"], run["version"]) == ("FAILED", arn, None)
+    assert run["failure"]["error"] == "ExecutionAborted"
+    job = execution.state_output("PrepareTraining")["prepared"]["run"]["training_job_name"]
+    sagemaker = lifecycle.cloud.client("sagemaker")
+    deadline = time.monotonic() + 60
+    while (status := sagemaker.describe_training_job(TrainingJobName=job)["TrainingJobStatus"]) == "Stopping":
+        assert time.monotonic() < deadline, "the training job never stopped"
+        time.sleep(0.2)
+    assert status == "Stopped"
+    assert lifecycle.versions("wine") == []

@@ -1261,24 +1261,75 @@ class RegistryService:
                     execution_arn=run.execution_arn,
                 )
             draft = self._draft(project, actor)
-            running = run.model_copy(
-                update={
-                    "status": RunStatus.RUNNING,
-                    "execution_arn": execution_arn,
-                    "started_at": draft.at,
-                    "updated_at": draft.at,
-                }
-            )
-            change, entry = self._finish(
+            running, change, entry = self._run_change(
                 draft,
+                run,
+                {"status": RunStatus.RUNNING, "execution_arn": execution_arn, "started_at": draft.at},
                 action="run.started",
-                target=f"run/{run_id}",
                 before={"status": run.status.value},
-                after={"status": running.status.value, "execution_arn": execution_arn},
-                change=Change(project=Update(project, project), audit=None, run_puts=[Update(run, running)]),
+                after={"status": RunStatus.RUNNING.value, "execution_arn": execution_arn},
             )
             event = RunStarted(**self._ev(entry), run_id=run_id, execution_arn=execution_arn)
             return _Outcome(running, change, [event])
+
+        return self._mutate(name, actor, Role.TRAINER, build)
+
+    def _run_change(
+        self,
+        draft: _Draft,
+        run: Run,
+        updates: dict[str, Any],
+        *,
+        action: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        reason: str = "",
+    ) -> tuple[Run, Change, AuditEntry]:
+        """The run with `updates` (and updated_at), in a Change that writes it with its audit entry."""
+        new_run = run.model_copy(update={**updates, "updated_at": draft.at})
+        change, entry = self._finish(
+            draft,
+            action=action,
+            target=f"run/{run.run_id}",
+            before=before,
+            after=after,
+            reason=reason,
+            change=Change(project=Update(draft.project, draft.project), audit=None, run_puts=[Update(run, new_run)]),
+        )
+        return new_run, change, entry
+
+    def close_run(
+        self, actor: Actor, name: str, run_id: str, execution_arn: str, failure: FailureCause, *, started_for: bool
+    ) -> Run:
+        """The lifecycle execution `execution_arn` ended without ending its run: it was stopped,
+        timed out, or failed where MarkFailed could not record it. The run becomes FAILED with
+        `failure` and the execution, if it is the execution's to close: RUNNING in that execution,
+        or PENDING and `started_for` (the execution was started for this run and ended before it
+        began it; its name cannot be started again). Any other run is returned as it is: one that
+        has ended (MarkFailed or Register recorded it), or one another execution runs. The version
+        a run registered is left as it is. Idempotent."""
+
+        def build(project: Project, _: CommitConflict | None) -> _Outcome[Run]:
+            run = self.repo.get_run(name, run_id)
+            if run is None:
+                raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
+            running_here = run.status is RunStatus.RUNNING and run.execution_arn == execution_arn
+            pending_here = run.status is RunStatus.PENDING and run.execution_arn is None and started_for
+            if not (running_here or pending_here):
+                return _Outcome(run)
+            failed, change, entry = self._run_change(
+                self._draft(project, actor),
+                run,
+                {"status": RunStatus.FAILED, "failure": failure, "execution_arn": execution_arn},
+                action="run.failed",
+                before={"run_status": run.status.value},
+                after={"failure": failure.model_dump(), "execution_arn": execution_arn},
+                reason=failure.error,
+            )
+            event = RunFailed(
+                **self._ev(entry), run_id=run_id, error=failure.error, cause=failure.cause, version=run.version
+            )
+            return _Outcome(failed, change, [event])
 
         return self._mutate(name, actor, Role.TRAINER, build)
 

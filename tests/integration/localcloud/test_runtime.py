@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,75 @@ def test_front_door_refuses_an_unknown_access_key(cloud, app):
 def test_front_door_unknown_stage_is_403(cloud, app, users):
     response = signed(users["alice"], "GET", cloud.api_base_url + "/nostage/projects")
     assert response.status_code == 403
+
+
+def test_executions_send_their_status_changes_to_the_default_bus(cloud):
+    """As AWS does for standard workflows: RUNNING when an execution starts, then how it ended
+    (SUCCEEDED, FAILED, ABORTED), with the documented detail, to rules on the default bus."""
+    sfn, events, sqs = cloud.client("stepfunctions"), cloud.client("events"), cloud.client("sqs")
+    queue_url = sqs.create_queue(QueueName="execution-status")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    machine = sfn.create_state_machine(
+        name="status-changes",
+        roleArn="arn:aws:iam::123456789012:role/status-changes",
+        definition=json.dumps(
+            {
+                "StartAt": "Choose",
+                "States": {
+                    "Choose": {
+                        "Type": "Choice",
+                        "Choices": [
+                            {"Variable": "$.go", "StringEquals": "fail", "Next": "Fail"},
+                            {"Variable": "$.go", "StringEquals": "wait", "Next": "Wait"},
+                        ],
+                        "Default": "Done",
+                    },
+                    "Wait": {"Type": "Wait", "Seconds": 60, "Next": "Done"},
+                    "Fail": {"Type": "Fail", "Error": "Boom", "Cause": "on purpose"},
+                    "Done": {"Type": "Pass", "Result": {"ok": True}, "End": True},
+                },
+            }
+        ),
+    )["stateMachineArn"]
+    events.put_rule(
+        Name="execution-status",
+        EventPattern=json.dumps({"source": ["aws.states"], "detail": {"stateMachineArn": [machine]}}),
+    )
+    events.put_targets(Rule="execution-status", Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+    arns = {}
+    for go in ("done", "fail", "wait"):
+        arns[go] = sfn.start_execution(stateMachineArn=machine, name=go, input=json.dumps({"go": go}))["executionArn"]
+    for go in ("done", "fail"):
+        cloud.wait_execution(arns[go])
+    sfn.stop_execution(executionArn=arns["wait"])
+    assert cloud.wait_execution(arns["wait"])["status"] == "ABORTED"
+
+    received: list[dict] = []
+    deadline = time.monotonic() + 30
+    while len(received) < 6 and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            received.append(json.loads(message["Body"]))
+    assert {e["source"] for e in received} == {"aws.states"}
+    assert {e["detail-type"] for e in received} == {"Step Functions Execution Status Change"}
+    statuses = sorted((e["detail"]["name"], e["detail"]["status"]) for e in received)
+    assert statuses == [
+        ("done", "RUNNING"),
+        ("done", "SUCCEEDED"),
+        ("fail", "FAILED"),
+        ("fail", "RUNNING"),
+        ("wait", "ABORTED"),
+        ("wait", "RUNNING"),
+    ]
+    by = {(e["detail"]["name"], e["detail"]["status"]): e for e in received}
+    succeeded = by[("done", "SUCCEEDED")]
+    assert succeeded["resources"] == [arns["done"]]
+    detail = succeeded["detail"]
+    assert detail["executionArn"] == arns["done"] and detail["stateMachineArn"] == machine
+    assert json.loads(detail["input"]) == {"go": "done"} and json.loads(detail["output"]) == {"ok": True}
+    assert isinstance(detail["startDate"], int) and detail["stopDate"] >= detail["startDate"]
+    described = sfn.describe_execution(executionArn=arns["done"])
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert detail["startDate"] == (described["startDate"] - epoch) // timedelta(milliseconds=1)
+    assert by[("wait", "ABORTED")]["detail"]["output"] is None
+    assert by[("wait", "RUNNING")]["detail"]["stopDate"] is None

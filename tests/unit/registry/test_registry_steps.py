@@ -224,3 +224,163 @@ def test_mark_failed_leaves_a_run_another_execution_runs_alone(fn: ModuleType, w
     out = fn.mark_failed({"state": state, "execution_arn": f"{machine}:wine-{run_id}"}, LambdaContext())
     assert out["run_status"] == "FAILED"
     assert svc.get_run(ALICE, "wine", run_id).failure.step == "Train"
+
+
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:lepton-dev-lifecycle"
+
+
+def status_change(
+    status: str, name: str, start: dict[str, Any], start_ms: int = 1796634000123, stop_ms: int = 1796634843456
+) -> dict[str, Any]:
+    """The sample "Step Functions Execution Status Change" event for another execution."""
+    event = sample("execution_aborted.json")
+    arn = MACHINE.replace(":stateMachine:", ":execution:") + f":{name}"
+    event["resources"] = [arn]
+    event["detail"].update(
+        executionArn=arn, name=name, status=status, startDate=start_ms, stopDate=stop_ms, input=json.dumps(start)
+    )
+    return event
+
+
+def audit_actions(svc: RegistryService) -> list[str]:
+    return [e.action for e in svc.audit_page(ALICE, "wine", 100, None).items]
+
+
+def test_an_aborted_execution_fails_the_run_it_was_running(fn: ModuleType, world: dict[str, Any]) -> None:
+    """Stopped in the console while it trained: the run is FAILED with ExecutionAborted, once."""
+    svc: RegistryService = world["svc"]
+    run_id = world["run"].run_id
+    event = status_change("ABORTED", f"wine-{run_id}", {"project": "wine", "run_id": run_id})
+    arn = event["detail"]["executionArn"]
+    svc.begin_run(ALICE, "wine", run_id, arn)
+    out = fn.execution_ended(event, LambdaContext())
+    assert (out["project"], out["run_id"], out["run_status"], out["closed"]) == ("wine", run_id, "FAILED", True)
+    run = svc.get_run(ALICE, "wine", run_id)
+    assert (run.status, run.execution_arn) == (RunStatus.FAILED, arn)
+    assert run.failure.error == "ExecutionAborted" and run.failure.step is None
+    assert (
+        run.failure.cause == f"execution {arn} ended ABORTED at 2026-12-07T09:14:03.456000+00:00 before its run ended"
+    )
+    assert audit_actions(svc)[0] == "run.failed"
+    entries = len(audit_actions(svc))
+    # EventBridge may deliver an event twice: nothing more is recorded
+    again = fn.execution_ended(event, LambdaContext())
+    assert again["run_status"] == "FAILED" and len(audit_actions(svc)) == entries
+
+
+def test_an_ended_run_and_a_run_another_execution_runs_are_left_alone(fn: ModuleType, world: dict[str, Any]) -> None:
+    svc: RegistryService = world["svc"]
+    run_id = world["run"].run_id
+    start = {"project": "wine", "run_id": run_id}
+    own = status_change("FAILED", f"wine-{run_id}", start)
+    svc.begin_run(ALICE, "wine", run_id, own["detail"]["executionArn"])
+    # a duplicate started by hand, which PrepareTraining refused, ends FAILED: not its run
+    foreign = fn.execution_ended(status_change("FAILED", "by-hand", start), LambdaContext())
+    assert (foreign["run_status"], foreign["closed"]) == ("RUNNING", False)
+    # the run's own execution failed in Train, and MarkFailed recorded it: the FAILED event changes nothing
+    state = {"project": "wine", "run_id": run_id, "failed": {"Train": {"Error": "States.TaskFailed", "Cause": "{}"}}}
+    fn.mark_failed({"state": state, "execution_arn": own["detail"]["executionArn"]}, LambdaContext())
+    entries = len(audit_actions(svc))
+    out = fn.execution_ended(own, LambdaContext())
+    assert (out["run_status"], out["closed"]) == ("FAILED", False)
+    assert svc.get_run(ALICE, "wine", run_id).failure.step == "Train"
+    assert len(audit_actions(svc)) == entries
+
+
+def test_a_failed_execution_whose_mark_failed_was_lost_fails_the_run(fn: ModuleType, world: dict[str, Any]) -> None:
+    svc: RegistryService = world["svc"]
+    run_id = world["run"].run_id
+    event = status_change("FAILED", f"wine-{run_id}", {"project": "wine", "run_id": run_id})
+    svc.begin_run(ALICE, "wine", run_id, event["detail"]["executionArn"])
+    out = fn.execution_ended(event, LambdaContext())
+    assert (out["run_status"], out["closed"]) == ("FAILED", True)
+    assert svc.get_run(ALICE, "wine", run_id).failure.error == "ExecutionFailed"
+
+
+def test_a_pending_run_is_failed_only_by_the_execution_started_for_it(fn: ModuleType, world: dict[str, Any]) -> None:
+    """The API's execution (named <project>-<run_id>) stopped before PrepareTraining began the run:
+    that name cannot be started again, so the run is FAILED. An execution of another name is not its."""
+    svc: RegistryService = world["svc"]
+    run_id = world["run"].run_id
+    start = {"project": "wine", "run_id": run_id}
+    other = fn.execution_ended(status_change("ABORTED", "by-hand", start), LambdaContext())
+    assert (other["run_status"], other["closed"]) == ("PENDING", False)
+    event = status_change("ABORTED", f"wine-{run_id}", start)
+    out = fn.execution_ended(event, LambdaContext())
+    assert (out["run_status"], out["closed"]) == ("FAILED", True)
+    run = svc.get_run(ALICE, "wine", run_id)
+    assert run.execution_arn == event["detail"]["executionArn"] and run.failure.error == "ExecutionAborted"
+
+
+def test_a_timed_out_data_start_fails_the_run_prepare_training_recorded(fn: ModuleType, world: dict[str, Any]) -> None:
+    """A data start's run is named after its execution's ARN and start (PrepareTraining sees the
+    start as $$.Execution.StartTime, an ISO time, the event as epoch milliseconds): the same run."""
+    from datetime import UTC, datetime
+
+    from lepton.lifecycle import LifecycleStart, PrepareTrainingInput
+
+    svc: RegistryService = world["svc"]
+    start = {"project": "wine", "dataset_id": "ds-0123456789abcdef0123"}
+    event = status_change("TIMED_OUT", "wine-ds-0123456789abcdef0123", start, start_ms=1796634000123)
+    arn = event["detail"]["executionArn"]
+    prepare = PrepareTrainingInput(
+        start=LifecycleStart.model_validate(start),
+        execution_id=arn,
+        execution_started=datetime(2026, 12, 7, 9, 0, 0, 123456, tzinfo=UTC),  # 1796634000123.456 ms
+    )
+    svc.create_run(
+        ALICE,
+        "wine",
+        NewRun(overrides=RunOverrides(dataset_id=start["dataset_id"])),
+        run_id=prepare.run_id(),
+        execution_arn=arn,
+    )
+    out = fn.execution_ended(event, LambdaContext())
+    assert (out["run_id"], out["run_status"], out["closed"]) == (prepare.run_id(), "FAILED", True)
+    assert svc.get_run(ALICE, "wine", prepare.run_id()).failure.error == "ExecutionTimedOut"
+
+
+def test_executions_without_a_run_to_close(fn: ModuleType, world: dict[str, Any]) -> None:
+    svc: RegistryService = world["svc"]
+    entries = len(audit_actions(svc))
+    run_id = world["run"].run_id
+    cases = {
+        # succeeded: Register ended its run
+        "SUCCEEDED": status_change("SUCCEEDED", f"wine-{run_id}", {"project": "wine", "run_id": run_id}),
+        # failed before PrepareTraining recorded the data start's run
+        "no run": status_change("FAILED", "early", {"project": "wine", "dataset_id": "ds-0123456789abcdef0123"}),
+        "no project": status_change("ABORTED", "gone", {"project": "nope", "run_id": run_id}),
+        "not a lifecycle input": status_change("ABORTED", "other", {"hello": "world"}),
+    }
+    for case, event in cases.items():
+        out = fn.execution_ended(event, LambdaContext())
+        assert (out["closed"], out["run_status"]) == (False, None), case
+        assert out["note"], case
+    assert svc.get_run(ALICE, "wine", run_id).status is RunStatus.PENDING
+    assert len(audit_actions(svc)) == entries
+    with pytest.raises(ValidationError):
+        fn.execution_ended({**cases["no run"], "detail": {"status": "ABORTED"}}, LambdaContext())
+
+
+def test_a_failed_executions_own_error_and_cause_become_the_runs_failure() -> None:
+    """What DescribeExecution says of a FAILED lifecycle execution: the Fail state's LifecycleFailed
+    holds the failed step's {Error, Cause}, recorded as MarkFailed records them."""
+    from lepton.lifecycle import execution_failure
+
+    job = {"TrainingJobName": "wine-abc", "TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: diverged"}
+    cause = json.dumps({"Train": {"Error": "States.TaskFailed", "Cause": json.dumps(job)}})
+    failure = execution_failure({"status": "FAILED", "error": "LifecycleFailed", "cause": cause})
+    assert (failure.step, failure.error, failure.cause) == (
+        "Train",
+        "States.TaskFailed",
+        "wine-abc Failed: AlgorithmError: diverged",
+    )
+    other = execution_failure({"error": "States.Runtime", "cause": "An error occurred while executing the state"})
+    assert (other.step, other.error, other.cause) == (
+        None,
+        "States.Runtime",
+        "An error occurred while executing the state",
+    )
+    odd = execution_failure({"error": "LifecycleFailed", "cause": "not json"})
+    assert (odd.step, odd.error, odd.cause) == (None, "LifecycleFailed", "not json")
+    assert execution_failure(None) is None and execution_failure({"status": "FAILED"}) is None

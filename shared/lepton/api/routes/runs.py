@@ -14,7 +14,7 @@ from lepton.api.deps import Caller, Lifecycle, Service, page_size
 from lepton.api.models import PageOut
 from lepton.api.routes.common import Cursor, Limit, ProjectPath, RunPath, starting
 from lepton.errors import ExecutionNotStarted
-from lepton.lifecycle import LifecycleStart
+from lepton.lifecycle import LifecycleStart, run_execution_name
 from lepton.registry.commands import NewRun
 from lepton.registry.models import Run, RunStatus
 
@@ -38,7 +38,9 @@ def _start(lifecycle: Lifecycle, run: Run) -> str:
     """Start the lifecycle for a recorded run (its execution's ARN); the execution name makes a
     repeated start harmless."""
     try:
-        arn, _ = lifecycle.start(f"{run.project}-{run.run_id}", LifecycleStart(project=run.project, run_id=run.run_id))
+        arn, _ = lifecycle.start(
+            run_execution_name(run.project, run.run_id), LifecycleStart(project=run.project, run_id=run.run_id)
+        )
         return arn
     except (ClientError, BotoCoreError) as exc:  # logged with its cause by the API's error handler (5xx)
         raise ExecutionNotStarted(
