@@ -87,7 +87,8 @@ UNFINISHED_ENDS = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOu
 
 
 class ClosedRun(BaseModel):
-    """What closing an ended execution's run did: the run as it is now, or why there was none."""
+    """What closing an ended execution's run did: the run's status now and whether this closed it
+    (false for a repeated event), or why there was no run to close."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -167,7 +168,7 @@ def close_ended_run(
         failure = execution_failure(describe(change.execution_arn)) or failure
     started_for = start.run_id is not None and change.name == run_execution_name(start.project, start.run_id)
     try:
-        run = service.close_run(
+        run, closed = service.close_run(
             Actor(STATE_MACHINE_ACTOR, system=True),
             start.project,
             run_id,
@@ -177,7 +178,6 @@ def close_ended_run(
         )
     except (ProjectNotFound, RunNotFound) as exc:
         return out.model_copy(update={"note": f"nothing to close: {exc}"})
-    closed = run.status.value == "FAILED" and run.failure == failure
     return out.model_copy(update={"run_status": run.status.value, "closed": closed})
 
 

@@ -1300,23 +1300,23 @@ class RegistryService:
 
     def close_run(
         self, actor: Actor, name: str, run_id: str, execution_arn: str, failure: FailureCause, *, started_for: bool
-    ) -> Run:
+    ) -> tuple[Run, bool]:
         """The lifecycle execution `execution_arn` ended without ending its run: it was stopped,
         timed out, or failed where MarkFailed could not record it. The run becomes FAILED with
         `failure` and the execution, if it is the execution's to close: RUNNING in that execution,
         or PENDING and `started_for` (the execution was started for this run and ended before it
         began it; its name cannot be started again). Any other run is returned as it is: one that
         has ended (MarkFailed or Register recorded it), or one another execution runs. The version
-        a run registered is left as it is. Idempotent."""
+        a run registered is left as it is. Idempotent. Returns the run and whether this call failed it."""
 
-        def build(project: Project, _: CommitConflict | None) -> _Outcome[Run]:
+        def build(project: Project, _: CommitConflict | None) -> _Outcome[tuple[Run, bool]]:
             run = self.repo.get_run(name, run_id)
             if run is None:
                 raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
             running_here = run.status is RunStatus.RUNNING and run.execution_arn == execution_arn
             pending_here = run.status is RunStatus.PENDING and run.execution_arn is None and started_for
             if not (running_here or pending_here):
-                return _Outcome(run)
+                return _Outcome((run, False))
             failed, change, entry = self._run_change(
                 self._draft(project, actor),
                 run,
@@ -1329,7 +1329,7 @@ class RegistryService:
             event = RunFailed(
                 **self._ev(entry), run_id=run_id, error=failure.error, cause=failure.cause, version=run.version
             )
-            return _Outcome(failed, change, [event])
+            return _Outcome((failed, True), change, [event])
 
         return self._mutate(name, actor, Role.TRAINER, build)
 

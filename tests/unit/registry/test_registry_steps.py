@@ -265,7 +265,7 @@ def test_an_aborted_execution_fails_the_run_it_was_running(fn: ModuleType, world
     entries = len(audit_actions(svc))
     # EventBridge may deliver an event twice: nothing more is recorded
     again = fn.execution_ended(event, LambdaContext())
-    assert again["run_status"] == "FAILED" and len(audit_actions(svc)) == entries
+    assert (again["run_status"], again["closed"]) == ("FAILED", False) and len(audit_actions(svc)) == entries
 
 
 def test_an_ended_run_and_a_run_another_execution_runs_are_left_alone(fn: ModuleType, world: dict[str, Any]) -> None:
