@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from lepton.data.models import DatasetVersion, ProjectId
-from lepton.registry.models import Project, Run
+from lepton.registry.models import FailureCause, Project, Run
 
 RunId = Annotated[str, StringConstraints(pattern=r"^run-[0-9a-z]{8,40}$")]
 DatasetId = Annotated[str, StringConstraints(pattern=r"^ds-[0-9a-f]{20}$")]
@@ -80,9 +80,9 @@ class ExecutionStatusChange(BaseModel):
         return _EPOCH + timedelta(milliseconds=self.start_date)  # exact, as PrepareTraining sees it
 
 
+LIFECYCLE_FAILED = "LifecycleFailed"  # the Fail state's error (stacks/statemachines/lifecycle.asl.json)
 # how an execution ended without ending its run -> the run's failure error (Step Functions' names
 # for those history events)
-LIFECYCLE_FAILED = "LifecycleFailed"  # the Fail state's error (stacks/statemachines/lifecycle.asl.json)
 UNFINISHED_ENDS = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
 
 
@@ -101,12 +101,11 @@ class ClosedRun(BaseModel):
     note: str = ""
 
 
-def execution_failure(description: dict[str, Any] | None) -> Any:
+def execution_failure(description: dict[str, Any] | None) -> FailureCause | None:
     """The failure a FAILED lifecycle execution reports (DescribeExecution), as a run records it:
     the Fail state's LifecycleFailed carries the failed step's {Error, Cause} under the step's name
     (the ASL), which becomes the step, its error and its readable cause; any other error is taken as
     it is. None when there is no description or no error in it."""
-    from lepton.registry.models import FailureCause
     from lepton.registry.steps import StepError, readable_cause
 
     if not description or not description.get("error"):
@@ -138,7 +137,6 @@ def close_ended_run(
     `describe` (DescribeExecution; None when it cannot answer) gives a FAILED execution's error and
     cause: the failed step's, as MarkFailed would have recorded them (`execution_failure`)."""
     from lepton.errors import ProjectNotFound, RunNotFound
-    from lepton.registry.models import FailureCause
     from lepton.registry.service import Actor
     from lepton.registry.steps import STATE_MACHINE_ACTOR
 
