@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lepton.lifecycle import JobCode, PrepareTrainingInput, start_run
 from lepton.observability import logger, metrics, tracer
@@ -19,6 +19,7 @@ from lepton.settings import get_settings
 
 CODE_POINTER_KEY = "code/jobs/current.json"
 _s3 = boto3.client("s3")
+_sfn = boto3.client("stepfunctions")
 
 
 class JobCodeMissing(Exception):
@@ -54,13 +55,25 @@ class S3PublishedCode:
         return code
 
 
+def describe_execution(execution_arn: str) -> dict[str, Any] | None:
+    """DescribeExecution of the execution this runs in, or None (logged) when Step Functions does not
+    answer: the run stays RUNNING, for ExecutionEnded to close if the execution has ended."""
+    try:
+        return dict(_sfn.describe_execution(executionArn=execution_arn))
+    except (ClientError, BotoCoreError):
+        logger.warning("DescribeExecution failed", exc_info=True)
+        return None
+
+
 @logger.inject_lambda_context(log_event=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=PrepareTrainingInput)
 def handler(event: PrepareTrainingInput, context: LambdaContext) -> dict[str, Any]:
     bucket = os.environ["DATA_BUCKET"]
-    prepared = start_run(build_service(get_settings()), event, S3PublishedCode(bucket), bucket, _s3.meta.region_name)
+    prepared = start_run(
+        build_service(get_settings()), event, S3PublishedCode(bucket), bucket, _s3.meta.region_name, describe_execution
+    )
     metrics.add_metric(name="RunsPrepared", unit="Count", value=1)
     logger.info("run prepared", extra={"run_id": prepared.run_id, "tuning": prepared.tuning is not None})
     return prepared.for_state_machine()

@@ -121,6 +121,21 @@ def execution_failure(description: dict[str, Any] | None) -> FailureCause | None
     return FailureCause(error=error[:256], cause=cause[:32_000])
 
 
+def unfinished_failure(
+    status: str, execution_arn: str, stopped: datetime | None, description: dict[str, Any] | None = None
+) -> FailureCause:
+    """The failure a run records when its execution ended `status` (ABORTED, TIMED_OUT, FAILED)
+    without ending it: for FAILED, what the execution's description reports (`execution_failure`),
+    else Execution<Status> with a cause naming the execution and when it stopped."""
+    described = execution_failure(description) if status == "FAILED" else None
+    if described is not None:
+        return described
+    at = stopped.astimezone(UTC).isoformat() if stopped is not None else "its end"
+    return FailureCause(
+        error=UNFINISHED_ENDS[status], cause=f"execution {execution_arn} ended {status} at {at} before its run ended"
+    )
+
+
 def close_ended_run(
     service: Any, change: ExecutionStatusChange, describe: Callable[[str], dict[str, Any] | None] | None = None
 ) -> ClosedRun:
@@ -141,8 +156,7 @@ def close_ended_run(
     from lepton.registry.steps import STATE_MACHINE_ACTOR
 
     out = ClosedRun(execution_arn=change.execution_arn, status=change.status)
-    error = UNFINISHED_ENDS.get(change.status)
-    if error is None:
+    if change.status not in UNFINISHED_ENDS:
         return out.model_copy(update={"note": f"the execution is {change.status}: its run ends with it"})
     try:
         start = LifecycleStart.model_validate_json(change.input or "")
@@ -157,13 +171,9 @@ def close_ended_run(
     else:
         return out.model_copy(update={"project": start.project, "note": "the execution's input names no run"})
     out = out.model_copy(update={"project": start.project, "run_id": run_id})
-    stopped = datetime.fromtimestamp(change.stop_date / 1000, UTC).isoformat() if change.stop_date else "its end"
-    failure = FailureCause(
-        error=error,
-        cause=f"execution {change.execution_arn} ended {change.status} at {stopped} before its run ended",
-    )
-    if change.status == "FAILED" and describe is not None:
-        failure = execution_failure(describe(change.execution_arn)) or failure
+    stopped = _EPOCH + timedelta(milliseconds=change.stop_date) if change.stop_date is not None else None
+    described = describe(change.execution_arn) if change.status == "FAILED" and describe is not None else None
+    failure = unfinished_failure(change.status, change.execution_arn, stopped, described)
     started_for = start.run_id is not None and change.name == run_execution_name(start.project, start.run_id)
     try:
         run, closed = service.close_run(
@@ -332,7 +342,14 @@ def prepare(
     )
 
 
-def start_run(service: Any, event: PrepareTrainingInput, code: PublishedCode, bucket: str, region: str) -> PreparedRun:
+def start_run(
+    service: Any,
+    event: PrepareTrainingInput,
+    code: PublishedCode,
+    bucket: str,
+    region: str,
+    describe: Callable[[str], dict[str, Any] | None] | None = None,
+) -> PreparedRun:
     """Find or create the run this execution executes, prepare its job requests, and mark it RUNNING
     in this execution.
 
@@ -346,7 +363,13 @@ def start_run(service: Any, event: PrepareTrainingInput, code: PublishedCode, bu
 
     Everything that can refuse the start is checked before a run is created or marked RUNNING, so a
     refused start leaves no new run behind, and a refused API-started run is still PENDING for
-    MarkFailed to fail. A run another execution is running, or one that has ended, is refused (409)."""
+    MarkFailed to fail. A run another execution is running, or one that has ended, is refused (409).
+
+    `describe` (DescribeExecution) closes a race with ExecutionEnded: a stop lets this invocation
+    finish, and the ABORTED status change may be handled before the run is written here (nothing to
+    close then). So once the run is RUNNING in this execution, the execution is described; if it has
+    ended already, the run is closed here as ExecutionEnded would have closed it. Either this check
+    or ExecutionEnded then sees the run."""
     from lepton.errors import RunNotFound, ValidationFailed
     from lepton.registry.commands import NewRun
     from lepton.registry.models import RunOverrides
@@ -381,6 +404,14 @@ def start_run(service: Any, event: PrepareTrainingInput, code: PublishedCode, bu
     dataset = service.get_dataset(actor, start.project, run.dataset_id)
     prepared = prepare(project, dataset, run, job_code, bucket, region)
     service.begin_run(actor, start.project, run.run_id, event.execution_id)  # a no-op when it runs here already
+    described = describe(event.execution_id) if describe is not None else None
+    status = str((described or {}).get("status", "RUNNING"))
+    if described is not None and status in UNFINISHED_ENDS:
+        stopped = described.get("stopDate")
+        failure = unfinished_failure(
+            status, event.execution_id, stopped if isinstance(stopped, datetime) else None, described
+        )
+        service.close_run(actor, start.project, run.run_id, event.execution_id, failure, started_for=False)
     return prepared
 
 

@@ -152,7 +152,8 @@ def test_tuning_runs_tune_describe_best_trial_evaluate_register(lifecycle: Lifec
 def test_prepare_training_may_do_what_the_lifecycle_asks_of_it(lifecycle: Lifecycle, plain: dict[str, Any]) -> None:
     """The local runtime does not enforce the functions' roles: this reads PrepareTraining's role
     back and evaluates it against every call the function made above (read the project and dataset,
-    record the run in one transaction, publish RunCreated, read the published job code)."""
+    record the run in one transaction, publish RunCreated, read the published job code, describe
+    its execution)."""
     lepton = lifecycle.lepton
     function = lifecycle.cloud.client("lambda").get_function_configuration(
         FunctionName=lepton.function("PrepareTrainingFunction")
@@ -169,6 +170,7 @@ def test_prepare_training_may_do_what_the_lifecycle_asks_of_it(lifecycle: Lifecy
         ("s3:GetObject", f"arn:aws:s3:::{lepton.bucket}/code/jobs/{code}/sourcedir.tar.gz"),
         ("s3:ListBucket", f"arn:aws:s3:::{lepton.bucket}"),
         ("kms:Decrypt", key),
+        ("states:DescribeExecution", plain["execution"].arn),
     ]  # fmt: skip
     assert denied(role_documents(lifecycle.cloud, function["Role"]), needs) == []
     # and no more of the bucket than the published code

@@ -206,3 +206,35 @@ def test_the_sample_event_is_what_prepare_training_parses() -> None:
     # 2026-12-07T07:12:30.123Z in ms since the epoch, then the first 10 hex digits of the id's sha256
     digest = hashlib.sha256(sample["execution_id"].encode()).hexdigest()[:10]
     assert event.run_id() == f"run-{1796627550123:x}{digest}"
+
+
+def test_a_run_recorded_after_its_execution_was_stopped_is_closed_here(svc: RegistryService) -> None:
+    """StopExecution lets PrepareTraining finish; ExecutionEnded may have handled the ABORTED event
+    before the run existed. PrepareTraining describes its execution after recording the run, and
+    closes the run itself when the execution has ended."""
+    from datetime import UTC, datetime
+
+    (ds,) = seed_project(svc)
+    start = in_execution(LifecycleStart(project="wine", dataset_id=ds.dataset_id))
+    asked: list[str] = []
+
+    def stopped(arn: str) -> dict[str, Any]:
+        asked.append(arn)
+        return {"executionArn": arn, "status": "ABORTED", "stopDate": datetime(2026, 12, 7, 7, 12, 31, tzinfo=UTC)}
+
+    prepared = start_run(svc, start, FakePublishedCode(), BUCKET, "us-east-1", stopped)
+    assert asked == [EXECUTION]
+    run = svc.get_run(ALICE, "wine", prepared.run_id)
+    assert (run.status, run.execution_arn, run.failure.error) == (RunStatus.FAILED, EXECUTION, "ExecutionAborted")
+    assert run.failure.cause == f"execution {EXECUTION} ended ABORTED at 2026-12-07T07:12:31+00:00 before its run ended"
+    assert [e.action for e in svc.audit_page(ALICE, "wine", 2, None).items] == ["run.failed", "run.created"]
+
+
+def test_a_run_whose_execution_still_runs_or_cannot_be_described_stays_running(svc: RegistryService) -> None:
+    (ds,) = seed_project(svc)
+    start = LifecycleStart(project="wine", dataset_id=ds.dataset_id)
+    for n, describe in enumerate([lambda arn: {"executionArn": arn, "status": "RUNNING"}, lambda arn: None]):
+        prepared = start_run(
+            svc, in_execution(start, f"{EXECUTION}-{n}"), FakePublishedCode(), BUCKET, "us-east-1", describe
+        )
+        assert svc.get_run(ALICE, "wine", prepared.run_id).status is RunStatus.RUNNING
