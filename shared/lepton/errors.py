@@ -80,6 +80,14 @@ class ExecutionNotStarted(LeptonError):
     status = 503
 
 
+class ExecutionNotStopped(LeptonError):
+    """Step Functions did not stop the run's execution (throttled or unavailable): nothing was
+    recorded, and asking again (POST .../runs/<run_id>/stop) is safe."""
+
+    code = "execution_not_stopped"
+    status = 503
+
+
 class IntegrityError(LeptonError):
     """An artifact's checksum does not match what the registry recorded."""
 

@@ -1,8 +1,9 @@
-"""Starting the lifecycle state machine: the ingest function for each accepted dataset
-(`<project>-<dataset_id>`), the API for each run it records (`<project>-<run_id>`). The execution
-name is the idempotency key: a second start of a name never runs the lifecycle twice. Step Functions
-answers it with the running execution when the input is the same, and refuses it
-(ExecutionAlreadyExists) when that execution has ended or the input differs."""
+"""Starting and stopping the lifecycle state machine's executions: the ingest function starts one
+for each accepted dataset (`<project>-<dataset_id>`), the API one for each run it records
+(`<project>-<run_id>`), and stops a run's on request. The execution name is the idempotency key: a
+second start of a name never runs the lifecycle twice. Step Functions answers it with the running
+execution when the input is the same, and refuses it (ExecutionAlreadyExists) when that execution
+has ended or the input differs."""
 
 from __future__ import annotations
 
@@ -33,3 +34,19 @@ class StepFunctionsLifecycle:
                 return execution_arn(self._arn, name), False
             raise
         return str(response["executionArn"]), True
+
+    def arn_of(self, name: str) -> str:
+        """The ARN of this state machine's execution named `name` (started or not)."""
+        return execution_arn(self._arn, name)
+
+    def stop(self, arn: str, error: str, cause: str) -> bool:
+        """StopExecution with `error` and `cause` (Step Functions records them as the execution's);
+        False when there is no such execution (it was never started). Stopping one that has
+        already ended changes nothing there."""
+        try:
+            self._sfn.stop_execution(executionArn=arn, error=error[:256], cause=cause[:32_768])
+        except ClientError as error_:
+            if error_.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return False
+            raise
+        return True

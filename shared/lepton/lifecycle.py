@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from lepton.data.models import DatasetVersion, ProjectId
-from lepton.registry.models import FailureCause, Project, Run
+from lepton.registry.models import FailureCause, Project, Run, RunStatus
 
 RunId = Annotated[str, StringConstraints(pattern=r"^run-[0-9a-z]{8,40}$")]
 DatasetId = Annotated[str, StringConstraints(pattern=r"^ds-[0-9a-f]{20}$")]
@@ -84,6 +84,8 @@ LIFECYCLE_FAILED = "LifecycleFailed"  # the Fail state's error (stacks/statemach
 # how an execution ended without ending its run -> the run's failure error (Step Functions' names
 # for those history events)
 UNFINISHED_ENDS = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
+# ... and the status the run takes: a stopped execution stops its run; the others fail it
+CLOSED_AS = {"ABORTED": "STOPPED", "TIMED_OUT": "FAILED", "FAILED": "FAILED"}
 
 
 class ClosedRun(BaseModel):
@@ -140,7 +142,7 @@ def close_ended_run(
     service: Any, change: ExecutionStatusChange, describe: Callable[[str], dict[str, Any] | None] | None = None
 ) -> ClosedRun:
     """A lifecycle execution ended ABORTED, TIMED_OUT or FAILED: the run it was running becomes
-    FAILED unless something already ended it (RegistryService.close_run).
+    STOPPED (ABORTED) or FAILED unless something already ended it (RegistryService.close_run).
 
     A failed step is recorded by MarkFailed, and then this finds the run FAILED and leaves it. What
     only this records: an execution stopped (StopExecution, the console's Stop), one that timed out,
@@ -183,6 +185,7 @@ def close_ended_run(
             change.execution_arn,
             failure,
             started_for=started_for,
+            status=RunStatus(CLOSED_AS[change.status]),
         )
     except (ProjectNotFound, RunNotFound) as exc:
         return out.model_copy(update={"note": f"nothing to close: {exc}"})
@@ -411,7 +414,15 @@ def start_run(
         failure = unfinished_failure(
             status, event.execution_id, stopped if isinstance(stopped, datetime) else None, described
         )
-        service.close_run(actor, start.project, run.run_id, event.execution_id, failure, started_for=False)
+        service.close_run(
+            actor,
+            start.project,
+            run.run_id,
+            event.execution_id,
+            failure,
+            started_for=False,
+            status=RunStatus(CLOSED_AS[status]),
+        )
     return prepared
 
 

@@ -175,26 +175,56 @@ def test_mark_failed_failing_is_retried_then_caught_into_failed(lifecycle: Lifec
     assert denied(role_documents(lifecycle.cloud, role), needs) == [("states:DescribeExecution", other)]
 
 
-def test_an_execution_stopped_while_training_stops_the_job_and_fails_the_run(
+def test_an_execution_stopped_while_training_stops_the_job_and_the_run(
     lifecycle: Lifecycle, wine: dict[str, Any]
 ) -> None:
     """StopExecution (the console's Stop) while Train waits for its job: no Catch runs, so MarkFailed
-    never does; the training job is stopped, and the ABORTED status change fails the run."""
+    never does; the training job is stopped, and the ABORTED status change stops the run."""
+    arn = training(lifecycle, wine, "stopped-in-train")
+    sfn = lifecycle.cloud.client("stepfunctions")
+    sfn.stop_execution(executionArn=arn, error="Operator", cause="wrong data")
+    execution = assert_stopped_in_train(lifecycle, arn)
+    run = lifecycle.run("wine", execution.run_id)
+    assert (run["status"], run["execution_arn"], run["version"]) == ("STOPPED", arn, None)
+    assert run["failure"]["error"] == "ExecutionAborted"
+    assert lifecycle.api.get("/projects/wine/audit", limit=1)["items"][0]["actor"] == "lepton:lifecycle"
+
+
+def test_a_run_stopped_through_the_api_stops_its_execution_and_job(lifecycle: Lifecycle, wine: dict[str, Any]) -> None:
+    """POST .../runs/<run_id>/stop while the run trains: the execution is stopped (ABORTED), its job
+    too, and the run is STOPPED by the caller with the reason; the ABORTED event then changes nothing."""
+    arn = training(lifecycle, wine, "stopped-by-api")
+    run_id = Execution(arn, {}, lifecycle.lepton.history(arn)).run_id
+    stopped = lifecycle.api.post(f"/projects/wine/runs/{run_id}/stop", {"reason": "trained on the wrong data"})
+    assert (stopped["status"], stopped["execution_arn"]) == ("STOPPED", arn)
+    assert stopped["failure"] == {"error": "RunStopped", "cause": "trained on the wrong data", "step": None}
+    assert_stopped_in_train(lifecycle, arn)
+    assert lifecycle.run("wine", run_id) == stopped  # ExecutionEnded found it ended
+    (entry,) = lifecycle.api.get("/projects/wine/audit", limit=1)["items"]
+    assert (entry["action"], entry["actor"], entry["reason"]) == (
+        "run.stopped",
+        lifecycle.lepton.arn("alice"),
+        "trained on the wrong data",
+    )
+
+
+def training(lifecycle: Lifecycle, wine: dict[str, Any], name: str) -> str:
+    """An execution of a long training, once Train has submitted its job."""
     lifecycle.set_training("wine", {"hyperparameters": {**QUICK_TRAINING, "epochs": 400, "patience": 400}})
-    arn = lifecycle.start("stopped-in-train", "wine", wine["dataset_id"])
+    arn = lifecycle.start(name, "wine", wine["dataset_id"])
     deadline = time.monotonic() + 120
     while "TaskSubmitted" not in [e["type"] for e in lifecycle.lepton.history(arn)]:
         assert time.monotonic() < deadline, "Train never submitted its job"
         time.sleep(0.2)
-    sfn = lifecycle.cloud.client("stepfunctions")
-    sfn.stop_execution(executionArn=arn, error="Operator", cause="wrong data")
+    return arn
+
+
+def assert_stopped_in_train(lifecycle: Lifecycle, arn: str) -> Execution:
+    """The execution ended ABORTED in Train, its training job Stopped, no version registered."""
     execution = lifecycle.finish(arn)
-    lifecycle.cloud.wait_idle()
+    lifecycle.cloud.wait_idle()  # the status change's delivery
     assert execution.status == "ABORTED"
     assert execution.states == ["PrepareTraining", "ChooseTraining", "Train"]
-    run = lifecycle.run("wine", execution.run_id)
-    assert (run["status"], run["execution_arn"], run["version"]) == ("FAILED", arn, None)
-    assert run["failure"]["error"] == "ExecutionAborted"
     job = execution.state_output("PrepareTraining")["prepared"]["run"]["training_job_name"]
     sagemaker = lifecycle.cloud.client("sagemaker")
     deadline = time.monotonic() + 60
@@ -203,3 +233,4 @@ def test_an_execution_stopped_while_training_stops_the_job_and_fails_the_run(
         time.sleep(0.2)
     assert status == "Stopped"
     assert lifecycle.versions("wine") == []
+    return execution

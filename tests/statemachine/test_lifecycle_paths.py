@@ -197,9 +197,15 @@ def test_a_branch_recorded_through_the_api_runs_the_lifecycle(lifecycle: Lifecyc
     assert version["hyperparameters"]["epochs"] == 3 and version["dataset_id"] == base["dataset_id"]
     run = lifecycle.run("plain", branch["run_id"])
     assert (run["status"], run["execution_arn"]) == ("SUCCEEDED", branch["execution_arn"])
-    # the local runtime does not enforce roles: the API's role allows the start it made
+    # the local runtime does not enforce roles: the API's role allows the start it made, and the
+    # stop of a run's execution (POST .../stop), of this state machine's executions only
     api = lifecycle.cloud.client("lambda").get_function_configuration(
         FunctionName=lifecycle.lepton.function("ApiFunction")
     )
-    needs = [("states:StartExecution", lifecycle.lepton.state_machine)]
-    assert denied(role_documents(lifecycle.cloud, api["Role"]), needs) == []
+    other = branch["execution_arn"].replace(":execution:", ":execution:another-", 1)
+    needs = [
+        ("states:StartExecution", lifecycle.lepton.state_machine),
+        ("states:StopExecution", branch["execution_arn"]),
+        ("states:StopExecution", other),
+    ]
+    assert denied(role_documents(lifecycle.cloud, api["Role"]), needs) == [("states:StopExecution", other)]

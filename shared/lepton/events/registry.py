@@ -98,6 +98,14 @@ class RunFailed(RegistryEvent):
     version: int | None = None
 
 
+class RunStopped(RegistryEvent):
+    detail_type: ClassVar[str] = "RunStopped"
+    run_id: str
+    execution_arn: str | None = Field(description="the lifecycle execution that was stopped")
+    reason: str = Field(description="RunStopped: the reason given to POST .../stop; ExecutionAborted: a stop elsewhere")
+    cause: str = ""
+
+
 REGISTRY_EVENTS: tuple[type[RegistryEvent], ...] = (
     ProjectCreated,
     ProjectUpdated,
@@ -109,4 +117,5 @@ REGISTRY_EVENTS: tuple[type[RegistryEvent], ...] = (
     RunCreated,
     RunStarted,
     RunFailed,
+    RunStopped,
 )

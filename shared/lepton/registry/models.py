@@ -336,6 +336,7 @@ class RunStatus(StrEnum):
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    STOPPED = "STOPPED"  # its execution was stopped (POST .../stop, or StopExecution in the console)
 
 
 class RunOverrides(Record):
@@ -361,7 +362,7 @@ class Run(Record):
     )
     started_at: datetime | None = Field(default=None, description="when its execution began to run it")
     version: int | None = Field(default=None, description="the version this run registered")
-    failure: FailureCause | None = None
+    failure: FailureCause | None = Field(default=None, description="why it ended FAILED or STOPPED")
     created_at: datetime
     created_by: str
     updated_at: datetime

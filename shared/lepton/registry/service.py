@@ -49,6 +49,7 @@ from lepton.events.registry import (
     RunCreated,
     RunFailed,
     RunStarted,
+    RunStopped,
 )
 from lepton.registry.audit import GENESIS_HASH, VerifyReport, new_entry, verify_chain
 from lepton.registry.commands import NewProject, NewRun, ProjectPatch, RegisterVersion, VersionPatch
@@ -1228,13 +1229,18 @@ class RegistryService:
 
     def run_to_start(self, actor: Actor, name: str, run_id: str) -> Run:
         """A recorded run a trainer may start the lifecycle for: it must still be PENDING."""
+        return self._run_for(actor, name, run_id, (RunStatus.PENDING,), "started")
+
+    def _run_for(self, actor: Actor, name: str, run_id: str, statuses: tuple[RunStatus, ...], verb: str) -> Run:
+        """The run, for a trainer to act on if it is in one of `statuses` (else 409 naming its status)."""
         self._load(name, actor, Role.TRAINER)
         run = self.repo.get_run(name, run_id)
         if run is None:
             raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
-        if run.status is not RunStatus.PENDING:
+        if run.status not in statuses:
+            allowed = " or ".join(s.value for s in statuses)
             raise IllegalTransition(
-                f"run {run_id} is {run.status.value}: only a PENDING run is started",
+                f"run {run_id} is {run.status.value}: only a {allowed} run is {verb}",
                 run_id=run_id,
                 current_status=run.status.value,
             )
@@ -1299,15 +1305,26 @@ class RegistryService:
         return new_run, change, entry
 
     def close_run(
-        self, actor: Actor, name: str, run_id: str, execution_arn: str, failure: FailureCause, *, started_for: bool
+        self,
+        actor: Actor,
+        name: str,
+        run_id: str,
+        execution_arn: str,
+        failure: FailureCause,
+        *,
+        started_for: bool,
+        status: RunStatus = RunStatus.FAILED,
     ) -> tuple[Run, bool]:
-        """The lifecycle execution `execution_arn` ended without ending its run: it was stopped,
-        timed out, or failed where MarkFailed could not record it. The run becomes FAILED with
-        `failure` and the execution, if it is the execution's to close: RUNNING in that execution,
-        or PENDING and `started_for` (the execution was started for this run and ended before it
-        began it; its name cannot be started again). Any other run is returned as it is: one that
-        has ended (MarkFailed or Register recorded it), or one another execution runs. The version
-        a run registered is left as it is. Idempotent. Returns the run and whether this call failed it."""
+        """The lifecycle execution `execution_arn` ended, or is being stopped, without ending its
+        run: stopped (`status` STOPPED), timed out or failed where MarkFailed could not record it
+        (FAILED). The run takes `status` with `failure` (why) and the execution, if it is the
+        execution's to close: RUNNING in that execution, or PENDING and `started_for` (the execution
+        was started for this run and ended before it began it; its name cannot be started again).
+        Any other run is returned as it is: one that has ended (MarkFailed, Register or a stop
+        recorded it), or one another execution runs. The version a run registered is left as it is.
+        Idempotent. Returns the run and whether this call closed it."""
+        if status not in (RunStatus.FAILED, RunStatus.STOPPED):
+            raise ValueError(f"a run is closed FAILED or STOPPED, not {status.value}")
 
         def build(project: Project, _: CommitConflict | None) -> _Outcome[tuple[Run, bool]]:
             run = self.repo.get_run(name, run_id)
@@ -1317,21 +1334,35 @@ class RegistryService:
             pending_here = run.status is RunStatus.PENDING and run.execution_arn is None and started_for
             if not (running_here or pending_here):
                 return _Outcome((run, False))
-            failed, change, entry = self._run_change(
+            closed, change, entry = self._run_change(
                 self._draft(project, actor),
                 run,
-                {"status": RunStatus.FAILED, "failure": failure, "execution_arn": execution_arn},
-                action="run.failed",
+                {"status": status, "failure": failure, "execution_arn": execution_arn},
+                action="run.stopped" if status is RunStatus.STOPPED else "run.failed",
                 before={"run_status": run.status.value},
-                after={"failure": failure.model_dump(), "execution_arn": execution_arn},
-                reason=failure.error,
+                after={"run_status": status.value, "failure": failure.model_dump(), "execution_arn": execution_arn},
+                reason=failure.cause if status is RunStatus.STOPPED else failure.error,
             )
-            event = RunFailed(
-                **self._ev(entry), run_id=run_id, error=failure.error, cause=failure.cause, version=run.version
-            )
-            return _Outcome((failed, True), change, [event])
+            event: LeptonEvent
+            if status is RunStatus.STOPPED:
+                event = RunStopped(
+                    **self._ev(entry),
+                    run_id=run_id,
+                    execution_arn=execution_arn,
+                    reason=failure.error,
+                    cause=failure.cause,
+                )
+            else:
+                event = RunFailed(
+                    **self._ev(entry), run_id=run_id, error=failure.error, cause=failure.cause, version=run.version
+                )
+            return _Outcome((closed, True), change, [event])
 
         return self._mutate(name, actor, Role.TRAINER, build)
+
+    def run_to_stop(self, actor: Actor, name: str, run_id: str) -> Run:
+        """A run a trainer may stop: PENDING (its execution may not have begun it) or RUNNING."""
+        return self._run_for(actor, name, run_id, (RunStatus.PENDING, RunStatus.RUNNING), "stopped")
 
     def list_runs(
         self, actor: Actor, name: str, limit: int, cursor: str | None, status: RunStatus | None = None

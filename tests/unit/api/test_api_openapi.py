@@ -49,15 +49,18 @@ def test_every_operation_documents_its_inputs_and_errors() -> None:
             ):
                 assert "requestBody" in op or method == "delete", (method, path)
     assert {"ModelVersion", "Alias", "ErrorBody", "RegisterVersion"} <= set(schemas)
-    # the routes that start a lifecycle execution document the 503 of a start Step Functions refused
+    # the routes that start or stop a lifecycle execution document the 503 of a call Step Functions refused
     starting = {
         (path, method) for path, ops in doc["paths"].items() for method, op in ops.items() if "503" in op["responses"]
     }
     assert starting == {
         ("/projects/{project}/runs", "post"),
         ("/projects/{project}/runs/{run_id}/start", "post"),
+        ("/projects/{project}/runs/{run_id}/stop", "post"),
         ("/projects/{project}/versions/{number}/branches", "post"),
     }
+    stop = doc["paths"]["/projects/{project}/runs/{run_id}/stop"]["post"]["responses"]
+    assert stop["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Run")
     runs = doc["paths"]["/projects/{project}/runs"]["post"]["responses"]
     assert runs["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/RunStarted")
     assert runs["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

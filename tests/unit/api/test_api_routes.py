@@ -228,6 +228,67 @@ def test_a_run_whose_execution_did_not_start_is_kept_and_can_be_started(api: Api
     ]
 
 
+def test_stopping_a_run_stops_its_execution_and_records_who_and_why(api: Api, ds: str) -> None:
+    run = api.call("POST", f"/projects/{P}/runs", {"overrides": {"dataset_id": ds}}, caller=DAVE).body
+    run_id, arn = run["run_id"], run["execution_arn"]
+    api.svc.begin_run(SYSTEM, P, run_id, arn)  # PrepareTraining
+    stop = f"/projects/{P}/runs/{run_id}/stop"
+    assert api.call("POST", stop, {"reason": "wrong data"}, caller=BOB).status == 403
+    missing = api.call("POST", stop, {}, caller=DAVE)
+    assert (missing.status, missing.body["details"]["fields"][0]["field"]) == (400, "body.reason")
+    r = api.call("POST", stop, {"reason": "wrong data"}, caller=DAVE)
+    assert r.status == 200, r.body
+    assert (r.body["status"], r.body["execution_arn"]) == ("STOPPED", arn)
+    assert r.body["failure"] == {"error": "RunStopped", "cause": "wrong data", "step": None}
+    assert api.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    (entry,) = api.call("GET", f"/projects/{P}/audit", query={"limit": "1"}).body["items"]
+    assert (entry["action"], entry["actor"], entry["reason"]) == ("run.stopped", DAVE, "wrong data")
+    assert api.call("GET", f"/projects/{P}/runs", query={"status": "STOPPED"}).body["items"][0]["run_id"] == run_id
+    again = api.call("POST", stop, {"reason": "wrong data"}, caller=DAVE)
+    assert (again.status, again.error, again.body["details"]["current_status"]) == (
+        409,
+        "illegal_transition",
+        "STOPPED",
+    )
+    assert api.call("POST", f"/projects/{P}/runs/run-0000000000/stop", {"reason": "x"}, caller=DAVE).status == 404
+
+
+def test_a_pending_run_without_an_execution_is_stopped_and_a_refused_stop_records_nothing(
+    api: Api, ds: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from lepton.executions import StepFunctionsLifecycle
+
+    # its execution never started (Step Functions refused the start: 503)
+    definition = api.sfn.describe_state_machine(stateMachineArn=api.state_machine)["definition"]
+    api.sfn.delete_state_machine(stateMachineArn=api.state_machine)
+    pending = api.call("POST", f"/projects/{P}/runs", {"overrides": {"dataset_id": ds}}, caller=DAVE)
+    assert pending.status == 503
+    api.sfn.create_state_machine(
+        name="lepton-test-lifecycle", definition=definition, roleArn="arn:aws:iam::123456789012:role/lifecycle"
+    )
+    run_id = pending.body["details"]["run_id"]
+    # Step Functions unreachable: 503, and the run is as it was
+    audit_before = api.call("GET", f"/projects/{P}/audit").body["items"]
+
+    def unreachable(*_: Any, **__: Any) -> bool:
+        raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(StepFunctionsLifecycle, "stop", unreachable)
+        r = api.call("POST", f"/projects/{P}/runs/{run_id}/stop", {"reason": "not needed"}, caller=DAVE)
+    assert (r.status, r.error, r.body["details"]["run_id"]) == (503, "execution_not_stopped", run_id)
+    assert api.call("GET", f"/projects/{P}/runs/{run_id}").body["status"] == "PENDING"
+    assert api.call("GET", f"/projects/{P}/audit").body["items"] == audit_before
+    # no execution to stop: the run is STOPPED all the same, and can no longer be started
+    r = api.call("POST", f"/projects/{P}/runs/{run_id}/stop", {"reason": "not needed"}, caller=DAVE)
+    assert (r.status, r.body["status"]) == (200, "STOPPED")
+    assert r.body["execution_arn"].endswith(f":execution:lepton-test-lifecycle:{P}-{run_id}")
+    assert api.executions() == []
+    assert api.call("POST", f"/projects/{P}/runs/{run_id}/start", caller=DAVE).status == 409
+
+
 def test_unknown_ids_are_404(api: Api, ds: str) -> None:
     for path in (
         "/projects/nope",

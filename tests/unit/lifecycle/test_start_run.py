@@ -225,9 +225,9 @@ def test_a_run_recorded_after_its_execution_was_stopped_is_closed_here(svc: Regi
     prepared = start_run(svc, start, FakePublishedCode(), BUCKET, "us-east-1", stopped)
     assert asked == [EXECUTION]
     run = svc.get_run(ALICE, "wine", prepared.run_id)
-    assert (run.status, run.execution_arn, run.failure.error) == (RunStatus.FAILED, EXECUTION, "ExecutionAborted")
+    assert (run.status, run.execution_arn, run.failure.error) == (RunStatus.STOPPED, EXECUTION, "ExecutionAborted")
     assert run.failure.cause == f"execution {EXECUTION} ended ABORTED at 2026-12-07T07:12:31+00:00 before its run ended"
-    assert [e.action for e in svc.audit_page(ALICE, "wine", 2, None).items] == ["run.failed", "run.created"]
+    assert [e.action for e in svc.audit_page(ALICE, "wine", 2, None).items] == ["run.stopped", "run.created"]
 
 
 def test_a_run_whose_execution_still_runs_or_cannot_be_described_stays_running(svc: RegistryService) -> None:

@@ -246,26 +246,26 @@ def audit_actions(svc: RegistryService) -> list[str]:
     return [e.action for e in svc.audit_page(ALICE, "wine", 100, None).items]
 
 
-def test_an_aborted_execution_fails_the_run_it_was_running(fn: ModuleType, world: dict[str, Any]) -> None:
-    """Stopped in the console while it trained: the run is FAILED with ExecutionAborted, once."""
+def test_an_aborted_execution_stops_the_run_it_was_running(fn: ModuleType, world: dict[str, Any]) -> None:
+    """Stopped in the console while it trained: the run is STOPPED with ExecutionAborted, once."""
     svc: RegistryService = world["svc"]
     run_id = world["run"].run_id
     event = status_change("ABORTED", f"wine-{run_id}", {"project": "wine", "run_id": run_id})
     arn = event["detail"]["executionArn"]
     svc.begin_run(ALICE, "wine", run_id, arn)
     out = fn.execution_ended(event, LambdaContext())
-    assert (out["project"], out["run_id"], out["run_status"], out["closed"]) == ("wine", run_id, "FAILED", True)
+    assert (out["project"], out["run_id"], out["run_status"], out["closed"]) == ("wine", run_id, "STOPPED", True)
     run = svc.get_run(ALICE, "wine", run_id)
-    assert (run.status, run.execution_arn) == (RunStatus.FAILED, arn)
+    assert (run.status, run.execution_arn) == (RunStatus.STOPPED, arn)
     assert run.failure.error == "ExecutionAborted" and run.failure.step is None
     assert (
         run.failure.cause == f"execution {arn} ended ABORTED at 2026-12-07T09:14:03.456000+00:00 before its run ended"
     )
-    assert audit_actions(svc)[0] == "run.failed"
+    assert audit_actions(svc)[0] == "run.stopped"
     entries = len(audit_actions(svc))
     # EventBridge may deliver an event twice: nothing more is recorded
     again = fn.execution_ended(event, LambdaContext())
-    assert (again["run_status"], again["closed"]) == ("FAILED", False) and len(audit_actions(svc)) == entries
+    assert (again["run_status"], again["closed"]) == ("STOPPED", False) and len(audit_actions(svc)) == entries
 
 
 def test_an_ended_run_and_a_run_another_execution_runs_are_left_alone(fn: ModuleType, world: dict[str, Any]) -> None:
@@ -297,9 +297,9 @@ def test_a_failed_execution_whose_mark_failed_was_lost_fails_the_run(fn: ModuleT
     assert svc.get_run(ALICE, "wine", run_id).failure.error == "ExecutionFailed"
 
 
-def test_a_pending_run_is_failed_only_by_the_execution_started_for_it(fn: ModuleType, world: dict[str, Any]) -> None:
+def test_a_pending_run_is_closed_only_by_the_execution_started_for_it(fn: ModuleType, world: dict[str, Any]) -> None:
     """The API's execution (named <project>-<run_id>) stopped before PrepareTraining began the run:
-    that name cannot be started again, so the run is FAILED. An execution of another name is not its."""
+    that name cannot be started again, so the run is STOPPED. An execution of another name is not its."""
     svc: RegistryService = world["svc"]
     run_id = world["run"].run_id
     start = {"project": "wine", "run_id": run_id}
@@ -307,7 +307,7 @@ def test_a_pending_run_is_failed_only_by_the_execution_started_for_it(fn: Module
     assert (other["run_status"], other["closed"]) == ("PENDING", False)
     event = status_change("ABORTED", f"wine-{run_id}", start)
     out = fn.execution_ended(event, LambdaContext())
-    assert (out["run_status"], out["closed"]) == ("FAILED", True)
+    assert (out["run_status"], out["closed"]) == ("STOPPED", True)
     run = svc.get_run(ALICE, "wine", run_id)
     assert run.execution_arn == event["detail"]["executionArn"] and run.failure.error == "ExecutionAborted"
 

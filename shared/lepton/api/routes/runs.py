@@ -1,5 +1,6 @@
 """Runs: branch records (a run from a base version with overrides), each executed by the lifecycle
-state machine: recording a run starts its execution, named `<project>-<run_id>`."""
+state machine: recording a run starts its execution, named `<project>-<run_id>`; stopping a run
+stops that execution."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
 from lepton.api.deps import Caller, Lifecycle, Service, page_size
-from lepton.api.models import PageOut
+from lepton.api.models import ErrorBody, PageOut, ReasonBody
 from lepton.api.routes.common import Cursor, Limit, ProjectPath, RunPath, starting
-from lepton.errors import ExecutionNotStarted
+from lepton.errors import ExecutionNotStarted, ExecutionNotStopped, IllegalTransition
 from lepton.lifecycle import LifecycleStart, run_execution_name
 from lepton.registry.commands import NewRun
-from lepton.registry.models import Run, RunStatus
+from lepton.registry.models import FailureCause, Run, RunStatus
 
 router = APIGatewayRouter()
 TAGS = ["runs"]
@@ -79,12 +80,54 @@ def start_run(
     return RunExecution(run_id=run.run_id, execution_arn=_start(lifecycle, run))
 
 
+STOPPED_BY_REQUEST = "RunStopped"  # the run's failure.error and its execution's error
+
+
+@router.post(
+    "/projects/<project>/runs/<run_id>/stop",
+    tags=TAGS,
+    summary="Stop a PENDING or RUNNING run (trainer): its execution is stopped, the run STOPPED",
+    responses={
+        200: {"description": "the run, STOPPED", "content": {"application/json": {"model": Run}}},
+        503: {
+            "description": "Step Functions did not stop the execution: nothing was recorded; asking again is safe",
+            "content": {"application/json": {"model": ErrorBody}},
+        },
+    },
+)
+def stop_run(
+    project: ProjectPath, run_id: RunPath, body: ReasonBody, svc: Service, caller: Caller, lifecycle: Lifecycle
+) -> Run:
+    """StopExecution on the run's execution (the one it runs in, or for a PENDING run the one the API
+    started for it, if any), with the caller and reason as its error and cause; Step Functions stops
+    the job it waits on. Then the run is recorded STOPPED by the caller, in the audit log with the
+    reason. The execution's ABORTED status change finds it ended and changes nothing."""
+    run = svc.run_to_stop(caller, project, run_id)
+    arn = run.execution_arn or lifecycle.arn_of(run_execution_name(project, run_id))
+    try:
+        lifecycle.stop(arn, STOPPED_BY_REQUEST, f"stopped by {caller.principal}: {body.reason}")
+    except (ClientError, BotoCoreError) as exc:  # logged with its cause by the API's error handler (5xx)
+        raise ExecutionNotStopped(
+            f"the execution of run {run_id} was not stopped ({exc}); nothing was recorded: ask again",
+            run_id=run_id,
+        ) from exc
+    failure = FailureCause(error=STOPPED_BY_REQUEST, cause=body.reason)
+    stopped, closed = svc.close_run(caller, project, run_id, arn, failure, started_for=True, status=RunStatus.STOPPED)
+    if not closed and stopped.status is not RunStatus.STOPPED:  # it ended while its execution was stopped
+        raise IllegalTransition(
+            f"run {run_id} ended {stopped.status.value} before it was stopped",
+            run_id=run_id,
+            current_status=stopped.status.value,
+        )
+    return stopped
+
+
 @router.get("/projects/<project>/runs", tags=TAGS, summary="Runs, newest first; filter by status")
 def list_runs(
     project: ProjectPath,
     svc: Service,
     caller: Caller,
-    status: Annotated[RunStatus | None, Query(description="PENDING, RUNNING, SUCCEEDED or FAILED")] = None,
+    status: Annotated[RunStatus | None, Query(description="PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED")] = None,
     limit: Limit = None,
     cursor: Cursor = None,
 ) -> PageOut[Run]:
