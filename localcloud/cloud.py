@@ -63,6 +63,7 @@ class LocalCloud:
         self._clients_lock = threading.Lock()
         self._log_lock = threading.Lock()
         self._streams: set[tuple[str, str]] = set()
+        self._moto_config_before: dict[tuple[str, str], object] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -102,6 +103,7 @@ class LocalCloud:
                 server.stop()
         awslambda.uninstall()
         self._reset_moto()
+        self._restore_moto_config()
         if self._own_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         with _active_lock:
@@ -113,12 +115,22 @@ class LocalCloud:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    @staticmethod
-    def _configure_moto() -> None:
+    _MOTO_CONFIG = {("stepfunctions", "execute_state_machine"): True, ("iam", "load_aws_managed_policies"): True}
+
+    def _configure_moto(self) -> None:
+        """moto's process-wide configuration for the runtime; stop() puts back what it was, so that
+        an in-process `mock_aws` later in the same process gets moto's defaults, not ours."""
         from moto.core.config import default_user_config
 
-        default_user_config["stepfunctions"]["execute_state_machine"] = True
-        default_user_config["iam"]["load_aws_managed_policies"] = True
+        self._moto_config_before = {(a, b): default_user_config[a][b] for a, b in self._MOTO_CONFIG}
+        for (section, key), value in self._MOTO_CONFIG.items():
+            default_user_config[section][key] = value
+
+    def _restore_moto_config(self) -> None:
+        from moto.core.config import default_user_config
+
+        for (section, key), value in self._moto_config_before.items():
+            default_user_config[section][key] = value
 
     @staticmethod
     def _reset_moto() -> None:

@@ -52,11 +52,12 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.delenv("EVENT_BUS_NAME", raising=False)
     build_service.cache_clear()
     _lifecycle.cache_clear()
-    with mock_aws():
+    # moto records the executions the API starts without running them (said explicitly: the local
+    # runtime turns execution on for its own run): the tests read them back
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
         ddb = aws_client("dynamodb")
         create_table(ddb, TABLE)
         sfn = aws_client("stepfunctions")
-        # moto records the executions the API starts without running them: the tests read them back
         definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
         machine = sfn.create_state_machine(
             name="lepton-test-lifecycle", definition=definition, roleArn="arn:aws:iam::123456789012:role/lifecycle"
