@@ -63,7 +63,7 @@ class LocalCloud:
         self._clients_lock = threading.Lock()
         self._log_lock = threading.Lock()
         self._streams: set[tuple[str, str]] = set()
-        self._moto_config_before: dict[tuple[str, str], object] = {}
+        self._moto_config_before: tuple[bool, bool] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -115,22 +115,26 @@ class LocalCloud:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    _MOTO_CONFIG = {("stepfunctions", "execute_state_machine"): True, ("iam", "load_aws_managed_policies"): True}
-
     def _configure_moto(self) -> None:
-        """moto's process-wide configuration for the runtime; stop() puts back what it was, so that
-        an in-process `mock_aws` later in the same process gets moto's defaults, not ours."""
+        """moto's process-wide configuration for the runtime: Step Functions runs executions, IAM
+        has the AWS managed policies. stop() puts back what it was, so that an in-process `mock_aws`
+        later in the same process gets moto's defaults, not ours."""
         from moto.core.config import default_user_config
 
-        self._moto_config_before = {(a, b): default_user_config[a][b] for a, b in self._MOTO_CONFIG}
-        for (section, key), value in self._MOTO_CONFIG.items():
-            default_user_config[section][key] = value
+        self._moto_config_before = (
+            default_user_config["stepfunctions"]["execute_state_machine"],
+            default_user_config["iam"]["load_aws_managed_policies"],
+        )
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+        default_user_config["iam"]["load_aws_managed_policies"] = True
 
     def _restore_moto_config(self) -> None:
         from moto.core.config import default_user_config
 
-        for (section, key), value in self._moto_config_before.items():
-            default_user_config[section][key] = value
+        if self._moto_config_before is not None:
+            execute, managed = self._moto_config_before
+            default_user_config["stepfunctions"]["execute_state_machine"] = execute
+            default_user_config["iam"]["load_aws_managed_policies"] = managed
 
     @staticmethod
     def _reset_moto() -> None:
