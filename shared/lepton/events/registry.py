@@ -102,8 +102,8 @@ class RunStopped(RegistryEvent):
     detail_type: ClassVar[str] = "RunStopped"
     run_id: str
     execution_arn: str | None = Field(description="the lifecycle execution that was stopped")
-    reason: str = Field(description="RunStopped: the reason given to POST .../stop; ExecutionAborted: a stop elsewhere")
-    cause: str = ""
+    error: str = Field(description="RunStopped (POST .../stop) or ExecutionAborted (a stop elsewhere)")
+    cause: str = Field(default="", description="the reason given to POST .../stop, or the execution's end")
 
 
 REGISTRY_EVENTS: tuple[type[RegistryEvent], ...] = (

@@ -1349,7 +1349,7 @@ class RegistryService:
                     **self._ev(entry),
                     run_id=run_id,
                     execution_arn=execution_arn,
-                    reason=failure.error,
+                    error=failure.error,
                     cause=failure.cause,
                 )
             else:

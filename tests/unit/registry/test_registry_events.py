@@ -101,3 +101,36 @@ def test_publisher_never_fails_the_committed_request(table: str) -> None:
     ds = seed_project(svc, "wine")[0].dataset_id
     version, created = svc.register_version(ALICE, "wine", registration(ds, "job-1"))
     assert created and svc.get_version(ALICE, "wine", version.number).number == 1
+
+
+def test_closing_a_run_puts_run_stopped_or_run_failed_on_the_bus(table: str) -> None:
+    """A stopped run's event says why (error) and what the caller gave (cause); a closed run that
+    failed is a RunFailed; a repeated close publishes nothing."""
+    from lepton.registry.commands import NewRun
+    from lepton.registry.models import FailureCause, RunOverrides, RunStatus
+
+    sqs, url = _bus_to_queue("lepton-test")
+    publisher = EventBridgePublisher("lepton-test", boto3.client("events", region_name="us-east-1"))
+    svc = make_service(table, publisher=publisher)
+    ds = seed_project(svc, "wine")[0].dataset_id
+    arn = "arn:aws:states:us-east-1:123456789012:execution:lepton-dev-lifecycle:wine-{}"
+    runs = [svc.create_run(ALICE, "wine", NewRun(overrides=RunOverrides(dataset_id=ds))) for _ in range(2)]
+    _drain(sqs, url)
+    stop = FailureCause(error="RunStopped", cause="wrong data")
+    svc.close_run(ALICE, "wine", runs[0].run_id, arn.format(0), stop, started_for=True, status=RunStatus.STOPPED)
+    timeout = FailureCause(error="ExecutionTimedOut", cause="execution ended TIMED_OUT")
+    svc.close_run(ALICE, "wine", runs[1].run_id, arn.format(1), timeout, started_for=True)
+    svc.close_run(ALICE, "wine", runs[0].run_id, arn.format(0), stop, started_for=True, status=RunStatus.STOPPED)
+    drained = _drain(sqs, url)
+    assert sorted(e["detail-type"] for e in drained) == ["RunFailed", "RunStopped"]  # one each
+    events = {e["detail-type"]: e["detail"] for e in drained}
+    stopped = events["RunStopped"]
+    assert (stopped["run_id"], stopped["execution_arn"], stopped["error"], stopped["cause"]) == (
+        runs[0].run_id,
+        arn.format(0),
+        "RunStopped",
+        "wrong data",
+    )
+    assert (events["RunFailed"]["run_id"], events["RunFailed"]["error"]) == (runs[1].run_id, "ExecutionTimedOut")
+    with pytest.raises(ValueError, match="FAILED or STOPPED"):
+        svc.close_run(ALICE, "wine", runs[1].run_id, arn.format(1), timeout, started_for=True, status=RunStatus.RUNNING)
