@@ -225,7 +225,8 @@ def stage(i: int) -> str:
     return "candidate" if i % 4 else "shortlist"
 
 
-def _dataset(project: str) -> Any:
+def sample_dataset(project: str) -> Any:
+    """A dataset version with the id the sample events in events/ name (ds-0123456789abcdef0123)."""
     from lepton.data.models import ContractSource, DatasetVersion, SourceObject, SplitRows
 
     return DatasetVersion(
@@ -262,7 +263,7 @@ class Ours:
 
     def setup(self, project: str) -> None:
         self.create_project(project)
-        self.svc.register_dataset(self.actor, _dataset(project))
+        self.svc.register_dataset(self.actor, sample_dataset(project))
 
     def create_project(self, name: str) -> None:
         from lepton.registry.commands import NewProject
