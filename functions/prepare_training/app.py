@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from lepton.executions import describe_execution
 from lepton.lifecycle import JobCode, PrepareTrainingInput, start_run
 from lepton.observability import logger, metrics, tracer
 from lepton.registry.wiring import build_service
@@ -55,16 +57,6 @@ class S3PublishedCode:
         return code
 
 
-def describe_execution(execution_arn: str) -> dict[str, Any] | None:
-    """DescribeExecution of the execution this runs in, or None (logged) when Step Functions does not
-    answer: the run stays RUNNING, for ExecutionEnded to close if the execution has ended."""
-    try:
-        return dict(_sfn.describe_execution(executionArn=execution_arn))
-    except (ClientError, BotoCoreError):
-        logger.warning("DescribeExecution failed", exc_info=True)
-        return None
-
-
 @logger.inject_lambda_context(log_event=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
@@ -72,7 +64,12 @@ def describe_execution(execution_arn: str) -> dict[str, Any] | None:
 def handler(event: PrepareTrainingInput, context: LambdaContext) -> dict[str, Any]:
     bucket = os.environ["DATA_BUCKET"]
     prepared = start_run(
-        build_service(get_settings()), event, S3PublishedCode(bucket), bucket, _s3.meta.region_name, describe_execution
+        build_service(get_settings()),
+        event,
+        S3PublishedCode(bucket),
+        bucket,
+        _s3.meta.region_name,
+        partial(describe_execution, _sfn),
     )
     metrics.add_metric(name="RunsPrepared", unit="Count", value=1)
     logger.info("run prepared", extra={"run_id": prepared.run_id, "tuning": prepared.tuning is not None})

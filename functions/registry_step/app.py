@@ -9,14 +9,14 @@ events/steps/execution_aborted.json)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
+from lepton.executions import describe_execution
 from lepton.lifecycle import ExecutionStatusChange, close_ended_run
 from lepton.observability import logger, metrics, tracer
 from lepton.registry import steps
@@ -46,21 +46,11 @@ def _stepfunctions() -> Any:
     return boto3.client("stepfunctions")  # only this handler needs it: not created at import
 
 
-def describe_execution(execution_arn: str) -> dict[str, Any] | None:
-    """DescribeExecution, or None (logged) when Step Functions does not answer: the run is closed
-    with the execution's status alone rather than not at all."""
-    try:
-        return dict(_stepfunctions().describe_execution(executionArn=execution_arn))
-    except (ClientError, BotoCoreError):
-        logger.warning("DescribeExecution failed: the run's failure names the status only", exc_info=True)
-        return None
-
-
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=ExecutionStatusChange, envelope=envelopes.EventBridgeEnvelope)
 def execution_ended(event: ExecutionStatusChange, context: LambdaContext) -> dict[str, Any]:
-    closed = close_ended_run(build_service(get_settings()), event, describe_execution)
+    closed = close_ended_run(build_service(get_settings()), event, partial(describe_execution, _stepfunctions()))
     logger.info("execution ended", extra=closed.model_dump())
     return closed.model_dump(mode="json")

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
+
+from lepton.observability import logger
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
     """arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>"""
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
+def describe_execution(client: Any, arn: str) -> dict[str, Any] | None:
+    """DescribeExecution through a Step Functions client, or None (logged) when Step Functions does
+    not answer: the callers (PrepareTraining's check, ExecutionEnded) then act on what they know
+    without it rather than fail."""
+    try:
+        return dict(client.describe_execution(executionArn=arn))
+    except (ClientError, BotoCoreError):
+        logger.warning("DescribeExecution failed", extra={"execution_arn": arn}, exc_info=True)
+        return None
 
 
 class StepFunctionsLifecycle:
