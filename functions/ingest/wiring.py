@@ -35,6 +35,7 @@ from lepton.data.ports import DatasetRegistry
 from lepton.events import EventBridgePublisher
 from lepton.executions import StepFunctionsLifecycle
 from lepton.observability import metrics
+from lepton.settings import STATE_MACHINE_ARN_PATTERN
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 
@@ -46,7 +47,7 @@ class IngestEnvironment(BaseModel):
     registry_table: str = Field(alias="REGISTRY_TABLE", min_length=1)
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=1)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
-    lifecycle_state_machine_arn: str = Field(alias="LIFECYCLE_STATE_MACHINE_ARN", pattern=r"^arn:aws[\w-]*:states:")
+    lifecycle_state_machine_arn: str = Field(alias="LIFECYCLE_STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN_PATTERN)
     ingest_max_bytes: int = Field(alias="INGEST_MAX_BYTES", default=DEFAULT_MAX_BYTES, gt=0)
     idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=86400, gt=0)
     memory_mb: int | None = Field(alias="AWS_LAMBDA_FUNCTION_MEMORY_SIZE", default=None, gt=0)

@@ -81,8 +81,8 @@ class ExecutionNotStarted(LeptonError):
 
 
 class ExecutionNotStopped(LeptonError):
-    """Step Functions did not stop the run's execution (throttled or unavailable): nothing was
-    recorded, and asking again (POST .../runs/<run_id>/stop) is safe."""
+    """The run is recorded STOPPED but Step Functions did not stop its execution (throttled or
+    unavailable): asking again (POST .../runs/<run_id>/stop) stops it."""
 
     code = "execution_not_stopped"
     status = 503

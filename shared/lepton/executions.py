@@ -20,6 +20,10 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
 
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def describe_execution(client: Any, arn: str) -> dict[str, Any] | None:
     """DescribeExecution through a Step Functions client, or None (logged) when Step Functions does
     not answer: the callers (PrepareTraining's check, ExecutionEnded) then act on what they know
@@ -43,8 +47,8 @@ class StepFunctionsLifecycle:
         try:
             response = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=payload.model_dump_json())
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-                return execution_arn(self._arn, name), False
+            if _code(error) == "ExecutionAlreadyExists":
+                return self.arn_of(name), False
             raise
         return str(response["executionArn"]), True
 
@@ -58,8 +62,8 @@ class StepFunctionsLifecycle:
         already ended changes nothing there."""
         try:
             self._sfn.stop_execution(executionArn=arn, error=error[:256], cause=cause[:32_768])
-        except ClientError as error_:
-            if error_.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+        except ClientError as failed:
+            if _code(failed) == "ExecutionDoesNotExist":
                 return False
             raise
         return True

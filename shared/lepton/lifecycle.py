@@ -13,15 +13,13 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from lepton.data.models import DatasetVersion, ProjectId
-from lepton.registry.models import FailureCause, Project, Run, RunStatus
+from lepton.registry.models import DatasetId, ExecutionArn, FailureCause, Project, Run, RunId, RunStatus
 
-RunId = Annotated[str, StringConstraints(pattern=r"^run-[0-9a-z]{8,40}$")]
-DatasetId = Annotated[str, StringConstraints(pattern=r"^ds-[0-9a-f]{20}$")]
 EVALUATION_FGSM_EPSILON = "0.1"
 
 
@@ -46,7 +44,7 @@ class PrepareTrainingInput(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     start: LifecycleStart
-    execution_id: Annotated[str, Field(min_length=1, max_length=2048)]
+    execution_id: ExecutionArn
     execution_started: AwareDatetime
 
     def run_id(self) -> str:
@@ -68,8 +66,8 @@ class ExecutionStatusChange(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    execution_arn: Annotated[str, Field(alias="executionArn", min_length=1, max_length=2048)]
-    state_machine_arn: Annotated[str, Field(alias="stateMachineArn", min_length=1, max_length=2048)]
+    execution_arn: ExecutionArn = Field(alias="executionArn")
+    state_machine_arn: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(alias="stateMachineArn")
     name: Annotated[str, Field(min_length=1, max_length=80)]
     status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
     start_date: Annotated[int, Field(alias="startDate", ge=0)]
@@ -81,11 +79,20 @@ class ExecutionStatusChange(BaseModel):
 
 
 LIFECYCLE_FAILED = "LifecycleFailed"  # the Fail state's error (stacks/statemachines/lifecycle.asl.json)
-# how an execution ended without ending its run -> the run's failure error (Step Functions' names
-# for those history events)
-UNFINISHED_ENDS = {"ABORTED": "ExecutionAborted", "TIMED_OUT": "ExecutionTimedOut", "FAILED": "ExecutionFailed"}
-# ... and the status the run takes: a stopped execution stops its run; the others fail it
-CLOSED_AS = {"ABORTED": "STOPPED", "TIMED_OUT": "FAILED", "FAILED": "FAILED"}
+
+
+class UnfinishedEnd(NamedTuple):
+    error: str  # the run's failure.error: Step Functions' name for that history event
+    run_status: RunStatus
+
+
+# how an execution can end without ending its run, and what its run becomes: a stopped execution
+# stops its run; the others fail it
+UNFINISHED_ENDS = {
+    "ABORTED": UnfinishedEnd("ExecutionAborted", RunStatus.STOPPED),
+    "TIMED_OUT": UnfinishedEnd("ExecutionTimedOut", RunStatus.FAILED),
+    "FAILED": UnfinishedEnd("ExecutionFailed", RunStatus.FAILED),
+}
 
 
 class ClosedRun(BaseModel):
@@ -106,35 +113,53 @@ class ClosedRun(BaseModel):
 def execution_failure(description: dict[str, Any] | None) -> FailureCause | None:
     """The failure a FAILED lifecycle execution reports (DescribeExecution), as a run records it:
     the Fail state's LifecycleFailed carries the failed step's {Error, Cause} under the step's name
-    (the ASL), which becomes the step, its error and its readable cause; any other error is taken as
-    it is. None when there is no description or no error in it."""
-    from lepton.registry.steps import StepError, readable_cause
+    (the ASL), recorded as MarkFailed records it; any other error is taken as it is. None when there
+    is no description or no error in it."""
+    from lepton.registry.steps import caught_failure
 
     if not description or not description.get("error"):
         return None
     error, cause = str(description["error"]), str(description.get("cause") or "")
     if error == LIFECYCLE_FAILED:
         try:
-            ((step, caught),) = json.loads(cause).items()
-            failed = StepError.model_validate(caught)
-            return FailureCause(error=failed.error, cause=readable_cause(failed.cause)[:32_000], step=step[:128])
-        except (ValueError, AttributeError):  # not the Fail state's shape: keep it whole
+            step, caught = caught_failure(json.loads(cause))
+            return FailureCause(error=caught.error, cause=caught.cause[:32_000], step=step[:128])
+        except ValueError:  # not the Fail state's shape: keep it whole
             pass
     return FailureCause(error=error[:256], cause=cause[:32_000])
 
 
-def unfinished_failure(
-    status: str, execution_arn: str, stopped: datetime | None, description: dict[str, Any] | None = None
-) -> FailureCause:
-    """The failure a run records when its execution ended `status` (ABORTED, TIMED_OUT, FAILED)
-    without ending it: for FAILED, what the execution's description reports (`execution_failure`),
-    else Execution<Status> with a cause naming the execution and when it stopped."""
-    described = execution_failure(description) if status == "FAILED" else None
-    if described is not None:
-        return described
+def close_unfinished_run(
+    service: Any,
+    project: str,
+    run_id: str,
+    execution_arn: str,
+    status: str,
+    stopped: datetime | None,
+    description: dict[str, Any] | None,
+    *,
+    started_for: bool,
+) -> tuple[Run, bool]:
+    """RegistryService.close_run for an execution that ended `status` (a key of UNFINISHED_ENDS):
+    the run becomes STOPPED or FAILED with, for FAILED, the failure the execution's description
+    reports (`execution_failure`), else Execution<Status> and a cause naming the execution and
+    when it stopped. The run and whether this closed it."""
+    from lepton.registry.service import Actor
+    from lepton.registry.steps import STATE_MACHINE_ACTOR
+
+    end = UNFINISHED_ENDS[status]
     at = stopped.astimezone(UTC).isoformat() if stopped is not None else "its end"
-    return FailureCause(
-        error=UNFINISHED_ENDS[status], cause=f"execution {execution_arn} ended {status} at {at} before its run ended"
+    failure = (execution_failure(description) if status == "FAILED" else None) or FailureCause(
+        error=end.error, cause=f"execution {execution_arn} ended {status} at {at} before its run ended"
+    )
+    return service.close_run(
+        Actor(STATE_MACHINE_ACTOR, system=True),
+        project,
+        run_id,
+        execution_arn,
+        failure,
+        started_for=started_for,
+        status=end.run_status,
     )
 
 
@@ -154,8 +179,6 @@ def close_ended_run(
     `describe` (DescribeExecution; None when it cannot answer) gives a FAILED execution's error and
     cause: the failed step's, as MarkFailed would have recorded them (`execution_failure`)."""
     from lepton.errors import ProjectNotFound, RunNotFound
-    from lepton.registry.service import Actor
-    from lepton.registry.steps import STATE_MACHINE_ACTOR
 
     out = ClosedRun(execution_arn=change.execution_arn, status=change.status)
     if change.status not in UNFINISHED_ENDS:
@@ -175,17 +198,16 @@ def close_ended_run(
     out = out.model_copy(update={"project": start.project, "run_id": run_id})
     stopped = _EPOCH + timedelta(milliseconds=change.stop_date) if change.stop_date is not None else None
     described = describe(change.execution_arn) if change.status == "FAILED" and describe is not None else None
-    failure = unfinished_failure(change.status, change.execution_arn, stopped, described)
-    started_for = start.run_id is not None and change.name == run_execution_name(start.project, start.run_id)
     try:
-        run, closed = service.close_run(
-            Actor(STATE_MACHINE_ACTOR, system=True),
+        run, closed = close_unfinished_run(
+            service,
             start.project,
             run_id,
             change.execution_arn,
-            failure,
-            started_for=started_for,
-            status=RunStatus(CLOSED_AS[change.status]),
+            change.status,
+            stopped,
+            described,
+            started_for=start.run_id is not None and change.name == run_execution_name(start.project, start.run_id),
         )
     except (ProjectNotFound, RunNotFound) as exc:
         return out.model_copy(update={"note": f"nothing to close: {exc}"})
@@ -408,20 +430,17 @@ def start_run(
     prepared = prepare(project, dataset, run, job_code, bucket, region)
     service.begin_run(actor, start.project, run.run_id, event.execution_id)  # a no-op when it runs here already
     described = describe(event.execution_id) if describe is not None else None
-    status = str((described or {}).get("status", "RUNNING"))
-    if described is not None and status in UNFINISHED_ENDS:
+    if described is not None and described.get("status") in UNFINISHED_ENDS:
         stopped = described.get("stopDate")
-        failure = unfinished_failure(
-            status, event.execution_id, stopped if isinstance(stopped, datetime) else None, described
-        )
-        service.close_run(
-            actor,
+        close_unfinished_run(
+            service,
             start.project,
             run.run_id,
             event.execution_id,
-            failure,
+            str(described["status"]),
+            stopped if isinstance(stopped, datetime) else None,
+            described,
             started_for=False,
-            status=RunStatus(CLOSED_AS[status]),
         )
     return prepared
 

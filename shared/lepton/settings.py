@@ -22,11 +22,14 @@ environment the template sets:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lepton.errors import ConfigurationError
+
+STATE_MACHINE_ARN_PATTERN = r"^arn:aws[\w-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
 
 
 class Settings(BaseModel):
@@ -69,6 +72,10 @@ class Settings(BaseModel):
     def require_lifecycle_state_machine(self) -> str:
         if not self.lifecycle_state_machine_arn:
             raise ConfigurationError("LIFECYCLE_STATE_MACHINE_ARN is not set")
+        if not re.match(STATE_MACHINE_ARN_PATTERN, self.lifecycle_state_machine_arn):
+            raise ConfigurationError(
+                f"LIFECYCLE_STATE_MACHINE_ARN is not a state machine ARN: {self.lifecycle_state_machine_arn!r}"
+            )
         return self.lifecycle_state_machine_arn
 
 

@@ -16,6 +16,7 @@ from lepton.registry.models import (
     MetricName,
     ParamName,
     PromotionPolicy,
+    RunId,
     RunOverrides,
     S3Uri,
     Sha256,
@@ -67,7 +68,7 @@ class RegisterVersion(Command):
     branch: BranchName | None = Field(
         default=None, description="defaults to the run's or the parent's branch, else main"
     )
-    run_id: str | None = Field(default=None, pattern=r"^run-[0-9a-z]{8,40}$")
+    run_id: RunId | None = None
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=50)
     description: Description = ""
 

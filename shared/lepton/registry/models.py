@@ -66,6 +66,9 @@ FiniteFloat = Annotated[float, AfterValidator(_finite)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 S3Uri = Annotated[str, StringConstraints(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$", max_length=1024)]
 DatasetId = Annotated[str, StringConstraints(pattern=r"^ds-[0-9a-f]{20}$")]
+RUN_ID_PATTERN = r"^run-[0-9a-z]{8,40}$"
+RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
+ExecutionArn = Annotated[str, StringConstraints(min_length=1, max_length=2048)]  # a Step Functions execution
 # SageMaker's job-name rule
 JobName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
 CodeVersion = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")]
@@ -349,7 +352,7 @@ class Run(Record):
     """A training run: from a base version (a branch) or from scratch, with overrides."""
 
     project: ProjectId
-    run_id: Annotated[str, StringConstraints(pattern=r"^run-[0-9a-z]{8,40}$")]
+    run_id: RunId
     branch: BranchName
     base_version: int | None
     overrides: RunOverrides

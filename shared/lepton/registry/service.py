@@ -1222,6 +1222,10 @@ class RegistryService:
 
     def get_run(self, actor: Actor, name: str, run_id: str) -> Run:
         self._load(name, actor, Role.VIEWER)
+        run = self._require_run(name, run_id)
+        return run
+
+    def _require_run(self, name: str, run_id: str) -> Run:
         run = self.repo.get_run(name, run_id)
         if run is None:
             raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
@@ -1234,9 +1238,7 @@ class RegistryService:
     def _run_for(self, actor: Actor, name: str, run_id: str, statuses: tuple[RunStatus, ...], verb: str) -> Run:
         """The run, for a trainer to act on if it is in one of `statuses` (else 409 naming its status)."""
         self._load(name, actor, Role.TRAINER)
-        run = self.repo.get_run(name, run_id)
-        if run is None:
-            raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
+        run = self._require_run(name, run_id)
         if run.status not in statuses:
             allowed = " or ".join(s.value for s in statuses)
             raise IllegalTransition(
@@ -1253,9 +1255,7 @@ class RegistryService:
         its status and execution."""
 
         def build(project: Project, _: CommitConflict | None) -> _Outcome[Run]:
-            run = self.repo.get_run(name, run_id)
-            if run is None:
-                raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
+            run = self._require_run(name, run_id)
             if run.status is RunStatus.RUNNING and run.execution_arn == execution_arn:
                 return _Outcome(run)
             if run.status is not RunStatus.PENDING:
@@ -1327,9 +1327,7 @@ class RegistryService:
             raise ValueError(f"a run is closed FAILED or STOPPED, not {status.value}")
 
         def build(project: Project, _: CommitConflict | None) -> _Outcome[tuple[Run, bool]]:
-            run = self.repo.get_run(name, run_id)
-            if run is None:
-                raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
+            run = self._require_run(name, run_id)
             running_here = run.status is RunStatus.RUNNING and run.execution_arn == execution_arn
             pending_here = run.status is RunStatus.PENDING and run.execution_arn is None and started_for
             if not (running_here or pending_here):
@@ -1361,8 +1359,10 @@ class RegistryService:
         return self._mutate(name, actor, Role.TRAINER, build)
 
     def run_to_stop(self, actor: Actor, name: str, run_id: str) -> Run:
-        """A run a trainer may stop: PENDING (its execution may not have begun it) or RUNNING."""
-        return self._run_for(actor, name, run_id, (RunStatus.PENDING, RunStatus.RUNNING), "stopped")
+        """A run a trainer may stop: PENDING (its execution may not have begun it), RUNNING, or
+        STOPPED already (a repeated stop)."""
+        statuses = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.STOPPED)
+        return self._run_for(actor, name, run_id, statuses, "stopped")
 
     def list_runs(
         self, actor: Actor, name: str, limit: int, cursor: str | None, status: RunStatus | None = None
@@ -1393,14 +1393,13 @@ class RegistryService:
         def build(project: Project, _: CommitConflict | None) -> _Outcome[tuple[Run | None, ModelVersion | None]]:
             run = None
             if run_id is not None:
-                run = self.repo.get_run(name, run_id)
-                if run is None:
-                    raise RunNotFound(f"project {name} has no run {run_id}", project=name, run_id=run_id)
+                run = self._require_run(name, run_id)
             if run is not None and execution_arn is not None and run.execution_arn not in (None, execution_arn):
                 return _Outcome((run, self._version(name, version) if version is not None else None))
             number = version if version is not None else (run.version if run else None)
             target = self._version(name, number) if number is not None else None
-            run_changes = run is not None and run.status is not RunStatus.FAILED
+            # a STOPPED run stays so: its execution failing afterwards is the stop's consequence
+            run_changes = run is not None and run.status not in (RunStatus.FAILED, RunStatus.STOPPED)
             version_changes = target is not None and target.status is not VersionStatus.FAILED
             if target is not None and version_changes:
                 self._check_edge(target, VersionStatus.FAILED)

@@ -18,10 +18,12 @@ from lepton.registry.models import (
     BranchName,
     CodeVersion,
     DatasetId,
+    ExecutionArn,
     FailureCause,
     FiniteFloat,
     JobName,
     MetricName,
+    RunId,
     RunStatus,
     S3Uri,
     Sha256,
@@ -33,8 +35,6 @@ from lepton.registry.models import (
 from lepton.registry.service import Actor, RegistryService
 
 STATE_MACHINE_ACTOR = "lepton:lifecycle"
-RunId = Annotated[str, StringConstraints(pattern=r"^run-[0-9a-z]{8,40}$")]
-ExecutionArn = Annotated[str, StringConstraints(min_length=1, max_length=2048)]  # $$.Execution.Id
 
 # hyperparameters SageMaker adds to script-mode jobs: not the model's
 _SAGEMAKER_INTERNAL = ("sagemaker_", "_tuning_objective_metric")
@@ -146,21 +146,28 @@ class MarkFailedFromState(StepModel):
 
     def to_input(self) -> MarkFailedInput:
         state = self.state
-        failed = state.get("failed")
-        if not isinstance(failed, dict) or len(failed) != 1:
-            raise ValueError("the state holds no single `failed.<StateName>` error")
-        ((step, error),) = failed.items()
+        step, caught = caught_failure(state.get("failed"))
         run = (state.get("prepared") or {}).get("run") or {}
         version = (state.get("registered") or {}).get("version") or {}
-        caught = StepError.model_validate(error)
         return MarkFailedInput(
             project=state["project"],
             run_id=run.get("run_id") or state.get("run_id"),
             version=version.get("version"),
             step=step,
-            error=caught.model_copy(update={"cause": readable_cause(caught.cause)}),
+            error=caught,
             execution_arn=self.execution_arn,
         )
+
+
+def caught_failure(failed: Any) -> tuple[str, StepError]:
+    """What a Catch recorded, `{"<StateName>": {"Error", "Cause"}}` (the state's `failed`, and the
+    cause of the Fail state's LifecycleFailed): the step that failed and its error, the cause made
+    readable. A ValueError when it is not that shape."""
+    if not isinstance(failed, dict) or len(failed) != 1:
+        raise ValueError("no single `failed.<StateName>` error")
+    ((step, error),) = failed.items()
+    caught = StepError.model_validate(error)
+    return str(step), caught.model_copy(update={"cause": readable_cause(caught.cause)})
 
 
 def readable_cause(cause: str) -> str:

@@ -244,16 +244,20 @@ def test_stopping_a_run_stops_its_execution_and_records_who_and_why(api: Api, ds
     (entry,) = api.call("GET", f"/projects/{P}/audit", query={"limit": "1"}).body["items"]
     assert (entry["action"], entry["actor"], entry["reason"]) == ("run.stopped", DAVE, "wrong data")
     assert api.call("GET", f"/projects/{P}/runs", query={"status": "STOPPED"}).body["items"][0]["run_id"] == run_id
-    again = api.call("POST", stop, {"reason": "wrong data"}, caller=DAVE)
-    assert (again.status, again.error, again.body["details"]["current_status"]) == (
-        409,
-        "illegal_transition",
-        "STOPPED",
-    )
+    # a repeated stop answers the STOPPED run as it is, and records nothing more
+    audit = api.call("GET", f"/projects/{P}/audit").body["items"]
+    again = api.call("POST", stop, {"reason": "another reason"}, caller=DAVE)
+    assert (again.status, again.body) == (200, r.body)
+    assert api.call("GET", f"/projects/{P}/audit").body["items"] == audit
+    # an ended run is not stopped
+    other = api.call("POST", f"/projects/{P}/runs", {"overrides": {"dataset_id": ds}}, caller=DAVE).body
+    api.svc.mark_failed(SYSTEM, P, FailureCause(error="States.TaskFailed", step="Train"), run_id=other["run_id"])
+    ended = api.call("POST", f"/projects/{P}/runs/{other['run_id']}/stop", {"reason": "x"}, caller=DAVE)
+    assert (ended.status, ended.error, ended.body["details"]["current_status"]) == (409, "illegal_transition", "FAILED")
     assert api.call("POST", f"/projects/{P}/runs/run-0000000000/stop", {"reason": "x"}, caller=DAVE).status == 404
 
 
-def test_a_pending_run_without_an_execution_is_stopped_and_a_refused_stop_records_nothing(
+def test_a_pending_run_without_an_execution_is_stopped_and_a_refused_stop_is_asked_again(
     api: Api, ds: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from botocore.exceptions import EndpointConnectionError
@@ -269,22 +273,26 @@ def test_a_pending_run_without_an_execution_is_stopped_and_a_refused_stop_record
         name="lepton-test-lifecycle", definition=definition, roleArn="arn:aws:iam::123456789012:role/lifecycle"
     )
     run_id = pending.body["details"]["run_id"]
-    # Step Functions unreachable: 503, and the run is as it was
-    audit_before = api.call("GET", f"/projects/{P}/audit").body["items"]
+    stop = f"/projects/{P}/runs/{run_id}/stop"
+    # Step Functions unreachable: the run is recorded STOPPED (the registry then refuses its
+    # execution at its next step), and the 503 says to ask again
+    calls: list[str] = []
 
-    def unreachable(*_: Any, **__: Any) -> bool:
+    def unreachable(self: StepFunctionsLifecycle, arn: str, *_: Any) -> bool:
+        calls.append(arn)
         raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
 
     with monkeypatch.context() as patched:
         patched.setattr(StepFunctionsLifecycle, "stop", unreachable)
-        r = api.call("POST", f"/projects/{P}/runs/{run_id}/stop", {"reason": "not needed"}, caller=DAVE)
+        r = api.call("POST", stop, {"reason": "not needed"}, caller=DAVE)
     assert (r.status, r.error, r.body["details"]["run_id"]) == (503, "execution_not_stopped", run_id)
-    assert api.call("GET", f"/projects/{P}/runs/{run_id}").body["status"] == "PENDING"
-    assert api.call("GET", f"/projects/{P}/audit").body["items"] == audit_before
-    # no execution to stop: the run is STOPPED all the same, and can no longer be started
-    r = api.call("POST", f"/projects/{P}/runs/{run_id}/stop", {"reason": "not needed"}, caller=DAVE)
-    assert (r.status, r.body["status"]) == (200, "STOPPED")
-    assert r.body["execution_arn"].endswith(f":execution:lepton-test-lifecycle:{P}-{run_id}")
+    assert f"POST {stop}" in r.body["message"]
+    run = api.call("GET", f"/projects/{P}/runs/{run_id}").body
+    assert (run["status"], run["failure"]["cause"]) == ("STOPPED", "not needed")
+    assert calls == [run["execution_arn"]] and run["execution_arn"].endswith(f":lepton-test-lifecycle:{P}-{run_id}")
+    # asked again: its execution (never started) is stopped, and the run answered as it is
+    r = api.call("POST", stop, {"reason": "not needed"}, caller=DAVE)
+    assert (r.status, r.body) == (200, run)
     assert api.executions() == []
     assert api.call("POST", f"/projects/{P}/runs/{run_id}/start", caller=DAVE).status == 409
 

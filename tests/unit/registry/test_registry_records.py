@@ -160,6 +160,15 @@ def test_settings_read_the_environment_at_call_time() -> None:
         Settings.from_env({"REGISTRY_MAX_ATTEMPTS": "0"})
 
 
+def test_the_lifecycle_state_machine_setting_must_be_a_state_machine_arn() -> None:
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:lepton-dev-lifecycle"
+    assert Settings.from_env({"LIFECYCLE_STATE_MACHINE_ARN": machine}).require_lifecycle_state_machine() == machine
+    for value, problem in (("", "not set"), ("lepton-dev-lifecycle", "not a state machine ARN"),
+                           (machine.replace(":stateMachine:", ":execution:"), "not a state machine ARN")):  # fmt: skip
+        with pytest.raises(ConfigurationError, match=problem):
+            Settings.from_env({"LIFECYCLE_STATE_MACHINE_ARN": value}).require_lifecycle_state_machine()
+
+
 def test_an_items_attribute_map_is_what_its_pynamodb_model_would_save() -> None:
     """create_project writes its item from `serialized` (no model instance): the same map."""
     from lepton.registry.dynamo import ProjectItem, serialized

@@ -384,3 +384,20 @@ def test_a_failed_executions_own_error_and_cause_become_the_runs_failure() -> No
     odd = execution_failure({"error": "LifecycleFailed", "cause": "not json"})
     assert (odd.step, odd.error, odd.cause) == (None, "LifecycleFailed", "not json")
     assert execution_failure(None) is None and execution_failure({"status": "FAILED"}) is None
+
+
+def test_mark_failed_leaves_a_stopped_run_stopped(fn: ModuleType, world: dict[str, Any]) -> None:
+    """A run stopped through the API whose execution could not be stopped: PrepareTraining (or
+    Register) is refused at its next step, and the MarkFailed that follows keeps the run STOPPED."""
+    from lepton.registry.models import FailureCause
+
+    svc: RegistryService = world["svc"]
+    run_id = world["run"].run_id
+    arn = MACHINE.replace(":stateMachine:", ":execution:") + f":wine-{run_id}"
+    stop = FailureCause(error="RunStopped", cause="wrong data")
+    svc.close_run(ALICE, "wine", run_id, arn, stop, started_for=True, status=RunStatus.STOPPED)
+    state = {"project": "wine", "run_id": run_id, "failed": {"PrepareTraining": {"Error": "IllegalTransition"}}}
+    out = fn.mark_failed({"state": state, "execution_arn": arn}, LambdaContext())
+    assert out["run_status"] == "STOPPED"
+    run = svc.get_run(ALICE, "wine", run_id)
+    assert (run.status, run.failure) == (RunStatus.STOPPED, stop)

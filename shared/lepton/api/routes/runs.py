@@ -12,8 +12,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
 from lepton.api.deps import Caller, Lifecycle, Service, page_size
-from lepton.api.models import ErrorBody, PageOut, ReasonBody
-from lepton.api.routes.common import Cursor, Limit, ProjectPath, RunPath, starting
+from lepton.api.models import PageOut, ReasonBody
+from lepton.api.routes.common import Cursor, Limit, ProjectPath, RunPath, starting, with_unavailable
 from lepton.errors import ExecutionNotStarted, ExecutionNotStopped, IllegalTransition
 from lepton.lifecycle import LifecycleStart, run_execution_name
 from lepton.registry.commands import NewRun
@@ -87,39 +87,43 @@ STOPPED_BY_REQUEST = "RunStopped"  # the run's failure.error and its execution's
     "/projects/<project>/runs/<run_id>/stop",
     tags=TAGS,
     summary="Stop a PENDING or RUNNING run (trainer): its execution is stopped, the run STOPPED",
-    responses={
-        200: {"description": "the run, STOPPED", "content": {"application/json": {"model": Run}}},
-        503: {
-            "description": "Step Functions did not stop the execution: nothing was recorded; asking again is safe",
-            "content": {"application/json": {"model": ErrorBody}},
-        },
-    },
+    responses=with_unavailable(
+        200,
+        Run,
+        "the run, STOPPED",
+        "the run is recorded STOPPED but Step Functions did not stop its execution: ask again (details.run_id)",
+    ),
 )
 def stop_run(
     project: ProjectPath, run_id: RunPath, body: ReasonBody, svc: Service, caller: Caller, lifecycle: Lifecycle
 ) -> Run:
-    """StopExecution on the run's execution (the one it runs in, or for a PENDING run the one the API
-    started for it, if any), with the caller and reason as its error and cause; Step Functions stops
-    the job it waits on. Then the run is recorded STOPPED by the caller, in the audit log with the
-    reason. The execution's ABORTED status change finds it ended and changes nothing."""
+    """The run is recorded STOPPED by the caller with the reason first (audited), then its execution
+    (the one it runs in, or for a PENDING run the one the API started for it, if any) is stopped
+    with the caller and reason as its error and cause; Step Functions stops the job it waits on.
+    In that order the record is the caller's: the execution's ABORTED status change, however soon
+    ExecutionEnded handles it, finds the run STOPPED and changes nothing, and an execution that
+    could not be stopped is refused by the registry at its next step. A repeated stop answers the
+    STOPPED run and stops its execution again (a no-op once it has ended)."""
     run = svc.run_to_stop(caller, project, run_id)
     arn = run.execution_arn or lifecycle.arn_of(run_execution_name(project, run_id))
+    if run.status is not RunStatus.STOPPED:
+        failure = FailureCause(error=STOPPED_BY_REQUEST, cause=body.reason)
+        run, _ = svc.close_run(caller, project, run_id, arn, failure, started_for=True, status=RunStatus.STOPPED)
+        if run.status is not RunStatus.STOPPED:  # it ended in between
+            raise IllegalTransition(
+                f"run {run_id} ended {run.status.value} before it was stopped",
+                run_id=run_id,
+                current_status=run.status.value,
+            )
     try:
         lifecycle.stop(arn, STOPPED_BY_REQUEST, f"stopped by {caller.principal}: {body.reason}")
     except (ClientError, BotoCoreError) as exc:  # logged with its cause by the API's error handler (5xx)
         raise ExecutionNotStopped(
-            f"the execution of run {run_id} was not stopped ({exc}); nothing was recorded: ask again",
+            f"run {run_id} is recorded STOPPED but its execution was not stopped ({exc}): "
+            f"ask again with POST /projects/{project}/runs/{run_id}/stop",
             run_id=run_id,
         ) from exc
-    failure = FailureCause(error=STOPPED_BY_REQUEST, cause=body.reason)
-    stopped, closed = svc.close_run(caller, project, run_id, arn, failure, started_for=True, status=RunStatus.STOPPED)
-    if not closed and stopped.status is not RunStatus.STOPPED:  # it ended while its execution was stopped
-        raise IllegalTransition(
-            f"run {run_id} ended {stopped.status.value} before it was stopped",
-            run_id=run_id,
-            current_status=stopped.status.value,
-        )
-    return stopped
+    return run
 
 
 @router.get("/projects/<project>/runs", tags=TAGS, summary="Runs, newest first; filter by status")
