@@ -6,7 +6,9 @@ package the function was created with, unpacked once per CodeSha256. A worker ha
 invocation at a time; the first one pays the cold start. Invocations over the function's
 concurrency wait for a free worker, a timeout kills the worker and reports `Sandbox.Timedout`, and
 asynchronous invocations (S3 notifications, EventBridge targets, InvocationType=Event) are queued
-and retried twice on error, as Lambda does.
+and retried on error as the function's event invoke configuration says (twice by default, as Lambda
+does); an event whose every attempt failed becomes Lambda's invocation record, handed to the
+failure sink when the function has an on-failure destination.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ log = logging.getLogger("localcloud.lambda")
 BOOTSTRAP = str(Path(__file__).with_name("bootstrap.py"))
 SUPPORTED_RUNTIMES = {"python3.11", "python3.12", "python3.13"}
 LogSink = Callable[[str, str, list[str]], None]  # (log group, log stream, lines)
+DEFAULT_MAX_EVENT_AGE_S = 21600
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,9 @@ class FunctionSpec:
     memory_mb: int
     version: str = "$LATEST"
     max_concurrency: int = 4
-    retry_attempts: int = 2
+    retry_attempts: int = 2  # the event invoke configuration's MaximumRetryAttempts (0-2)
+    max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S  # and its MaximumEventAgeInSeconds
+    on_failure: str | None = None  # the ARN of its on-failure destination
 
     @property
     def fingerprint(self) -> str:
@@ -230,6 +235,45 @@ class _Worker:
                 os.close(fd)
 
 
+@dataclass
+class _AsyncEvent:
+    spec: FunctionSpec
+    event: bytes
+    request_id: str
+    received: float = field(default_factory=time.time)
+    attempts: int = 0
+
+
+def _json_or_text(data: bytes) -> Any:
+    try:
+        return json.loads(data) if data else None
+    except ValueError:
+        return data.decode(errors="replace")
+
+
+def invocation_record(item: _AsyncEvent, result: InvokeResult, condition: str) -> dict[str, Any]:
+    """What Lambda sends to an on-failure destination: the invocation record of an asynchronous
+    event it gave up on (docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html)."""
+    now = time.time()
+    return {
+        "version": "1.0",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+        "requestContext": {
+            "requestId": item.request_id,
+            "functionArn": f"{item.spec.arn}:{item.spec.version}",
+            "condition": condition,
+            "approximateInvokeCount": item.attempts,
+        },
+        "requestPayload": _json_or_text(item.event),
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": item.spec.version,
+            "functionError": result.function_error,
+        },
+        "responsePayload": _json_or_text(result.payload),
+    }
+
+
 class _FunctionPool:
     def __init__(self, spec: FunctionSpec) -> None:
         self.spec = spec
@@ -255,7 +299,9 @@ class LambdaRuntime:
         self._pools: dict[str, _FunctionPool] = {}
         self._lock = threading.Lock()
         self._retry_delays = retry_delays
-        self._async: queue.Queue[tuple[FunctionSpec, bytes, int] | None] = queue.Queue()
+        self._async: queue.Queue[_AsyncEvent | None] = queue.Queue()
+        # where an event goes once every attempt failed and the function has an on-failure destination
+        self.failure_sink: Callable[[FunctionSpec, dict[str, Any]], None] | None = None
         self._pending = 0
         self._pending_cond = threading.Condition()
         self._async_failures: list[dict[str, Any]] = []
@@ -285,12 +331,12 @@ class LambdaRuntime:
 
     # -- invocation -------------------------------------------------------------------------------
 
-    def invoke(self, spec: FunctionSpec, event: bytes) -> InvokeResult:
+    def invoke(self, spec: FunctionSpec, event: bytes, request_id: str | None = None) -> InvokeResult:
         if spec.runtime not in SUPPORTED_RUNTIMES:
             error = {"errorMessage": f"Runtime {spec.runtime} is not runnable locally", "errorType": "InvalidRuntime"}
             return InvokeResult(json.dumps(error).encode(), "Unhandled")
         pool = self._pool(spec)
-        request_id = str(uuid.uuid4())
+        request_id = request_id or str(uuid.uuid4())
         with pool.slots:
             worker = self._acquire(pool)
             try:
@@ -303,37 +349,53 @@ class LambdaRuntime:
         return result
 
     def invoke_async(self, spec: FunctionSpec, event: bytes) -> str:
+        item = _AsyncEvent(spec, event, str(uuid.uuid4()))
         with self._pending_cond:
             self._pending += 1
-        self._async.put((spec, event, 0))
-        return str(uuid.uuid4())
+        self._async.put(item)
+        return item.request_id
 
     def _async_loop(self) -> None:
         while True:
             item = self._async.get()
             if item is None:
                 return
-            spec, event, attempt = item
             retry = False
             try:
-                result = self.invoke(spec, event)
-                if result.function_error and attempt < min(spec.retry_attempts, len(self._retry_delays)):
-                    retry = True
-                    delay = self._retry_delays[attempt]
-                    threading.Timer(delay, self._async.put, args=((spec, event, attempt + 1),)).start()
-                elif result.function_error:
-                    self._async_failures.append({"function": spec.name, "event": event.decode(), "error": result.error})
+                item.attempts += 1
+                result = self.invoke(item.spec, item.event, item.request_id)
+                if result.function_error:
+                    retry = self._retry_or_give_up(item, result)
             except Exception:  # keep the queue alive whatever happens
-                log.exception("async invocation of %s failed", spec.name)
+                log.exception("async invocation of %s failed", item.spec.name)
             finally:
                 if not retry:
                     with self._pending_cond:
                         self._pending -= 1
                         self._pending_cond.notify_all()
 
+    def _retry_or_give_up(self, item: _AsyncEvent, result: InvokeResult) -> bool:
+        """Queue a failed event's next attempt (True), or record it as given up and hand its
+        invocation record to the on-failure destination (False)."""
+        retries = item.attempts - 1
+        if retries < min(item.spec.retry_attempts, len(self._retry_delays)):
+            delay = self._retry_delays[retries]
+            if time.time() + delay - item.received <= item.spec.max_event_age_s:
+                threading.Timer(delay, self._async.put, args=(item,)).start()
+                return True
+            condition = "EventAgeExceeded"
+        else:
+            condition = "RetriesExhausted"
+        record = invocation_record(item, result, condition)
+        self._async_failures.append(record)
+        log.warning("%s gave up on an event after %d attempts (%s)", item.spec.name, item.attempts, condition)
+        if item.spec.on_failure and self.failure_sink is not None:
+            self.failure_sink(item.spec, record)
+        return False
+
     @property
     def async_failures(self) -> list[dict[str, Any]]:
-        """Asynchronous events whose every attempt failed (Lambda would send them to a DLQ)."""
+        """The invocation records of asynchronous events whose every attempt failed."""
         return list(self._async_failures)
 
     def wait_idle(self, timeout: float = 60.0) -> bool:

@@ -4,20 +4,25 @@ moto runs Lambda code only through Docker. This replaces the one seam every call
 `LambdaFunction.invoke` (direct Invoke, Step Functions tasks, API Gateway, EventBridge), and
 moto's S3 notification delivery, with localcloud's LambdaRuntime: the function's own deployment
 package, layers, environment, timeout and memory, in a warm worker process. S3 notifications and
-InvocationType=Event are asynchronous and retried, as on AWS."""
+InvocationType=Event are asynchronous and retried as the function's event invoke configuration says;
+an event given up on is sent, as Lambda's invocation record, to the configuration's on-failure
+destination when that is an SQS queue or an SNS topic (EventBridge, Lambda and S3 destinations are
+not delivered locally: a warning says so)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 
 from moto.awslambda import models as lambda_models
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.utils import get_backend
 
-from localcloud.lambda_runtime.pool import FunctionSpec, LambdaRuntime
+from localcloud.lambda_runtime.pool import DEFAULT_MAX_EVENT_AGE_S, FunctionSpec, LambdaRuntime
 
+log = logging.getLogger("localcloud.lambda")
 _runtime: LambdaRuntime | None = None
 _original_invoke = lambda_models.LambdaFunction.invoke
 
@@ -41,6 +46,8 @@ def spec_for(fn: Any) -> FunctionSpec:
         root = rt.unpack(version.code_bytes, "layers")
         layer_dirs += [root / "python", root / "python" / "lib" / "python3.11" / "site-packages"]
     concurrency = int(fn.reserved_concurrency) if fn.reserved_concurrency not in (None, "") else 4
+    invoke_config = fn.event_invoke_config[0].config if fn.event_invoke_config else {}
+    on_failure = invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
     return FunctionSpec(
         name=fn.function_name,
         arn=fn.function_arn,
@@ -53,6 +60,9 @@ def spec_for(fn: Any) -> FunctionSpec:
         memory_mb=int(fn.memory_size or 128),
         version=str(fn.version),
         max_concurrency=max(1, min(concurrency, 8)),
+        retry_attempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
+        max_event_age_s=int(invoke_config.get("MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE_S)),
+        on_failure=on_failure or None,
     )
 
 
@@ -114,9 +124,31 @@ def _s3_invoke(account_id: str, event_body: Any, fn_arn: str, region_name: str) 
     invoke_async(fn_arn, account_id, region, event_body)
 
 
+def send_to_destination(spec: FunctionSpec, record: dict[str, Any]) -> None:
+    """Deliver an invocation record to the function's on-failure destination, as Lambda does."""
+    destination = spec.on_failure or ""
+    parts = destination.split(":")
+    if len(parts) < 6:
+        log.warning("%s: on-failure destination %r is not an ARN; record dropped", spec.name, destination)
+        return
+    service, region, account, resource = parts[2], parts[3], parts[4], parts[5]
+    body = json.dumps(record)
+    if service == "sqs":
+        from moto.sqs.models import sqs_backends
+
+        sqs_backends[account][region].send_message(resource, body)
+    elif service == "sns":
+        from moto.sns.models import sns_backends
+
+        sns_backends[account][region].publish(body, arn=destination)
+    else:
+        log.warning("%s: on-failure destination %s is not delivered locally (SQS and SNS are)", spec.name, destination)
+
+
 def install(lambda_runtime: LambdaRuntime) -> None:
     global _runtime
     _runtime = lambda_runtime
+    lambda_runtime.failure_sink = send_to_destination
     lambda_models.LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
     from moto.s3 import notifications
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lepton_stack import denied, role_documents
 
 from localcloud.deploy.engine import Resource, Stack
 from localcloud.deploy.resources.apigateway import routes_of
@@ -65,6 +66,48 @@ def test_outputs_name_real_resources(cloud, deployed):
     cloud.client("stepfunctions").describe_state_machine(stateMachineArn=outputs["LifecycleStateMachineArn"])
     cloud.client("sns").get_topic_attributes(TopicArn=outputs["AlertsTopicArn"])
     assert outputs["ApiUrl"].startswith(f"https://{outputs['ApiId']}.execute-api.us-east-1.amazonaws.com/")
+
+
+ASYNC_INVOKERS = {"s3.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"}
+
+
+def test_every_function_invoked_asynchronously_keeps_the_events_it_fails(cloud, deployed):
+    """S3 and EventBridge invoke a function asynchronously: after Lambda's retries an event that still
+    fails is gone unless the function's event invoke configuration names an on-failure destination.
+    Each such function has an encrypted SQS queue there that keeps records 14 days, its role may send
+    to that queue, and an alarm on the queue's depth tells the alerts topic."""
+    lam, sqs, cloudwatch = cloud.client("lambda"), cloud.client("sqs"), cloud.client("cloudwatch")
+    functions = {
+        r.properties["FunctionName"]
+        for _, r in deployed.all_resources()
+        if r.type == "AWS::Lambda::Permission" and r.properties["Principal"] in ASYNC_INVOKERS
+    }
+    names = sorted(lam.get_function_configuration(FunctionName=f)["FunctionName"] for f in functions)
+    assert sorted(re.sub(r"-[0-9A-F]+$", "", n).rsplit("-", 1)[-1] for n in names) == [
+        "AlertsFunction",
+        "ExecutionEndedFunction",
+        "IngestFunction",
+    ]
+    alarms = cloudwatch.describe_alarms()["MetricAlarms"]
+    for name in names:
+        config = lam.get_function_event_invoke_config(FunctionName=name)
+        assert config["MaximumRetryAttempts"] == 2
+        queue_arn = config["DestinationConfig"]["OnFailure"]["Destination"]
+        queue = queue_arn.rsplit(":", 1)[-1]
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert (attributes["SqsManagedSseEnabled"], attributes["MessageRetentionPeriod"]) == ("true", "1209600")
+        role = lam.get_function_configuration(FunctionName=name)["Role"]
+        assert denied(role_documents(cloud, role), [("sqs:SendMessage", queue_arn)]) == []
+        watching = [
+            a
+            for a in alarms
+            if (a["Namespace"], a["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+            and a["Dimensions"] == [{"Name": "QueueName", "Value": queue}]
+        ]
+        assert len(watching) == 1, queue
+        assert watching[0]["AlarmActions"] == [deployed.outputs["AlertsTopicArn"]]
+        assert (watching[0]["ComparisonOperator"], watching[0]["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1.0)
 
 
 # -- storage ----------------------------------------------------------------------------------------
@@ -213,6 +256,16 @@ def _function(cloud: Any, r: Resource, _: Stack) -> None:
         assert concurrency == int(p["ReservedConcurrentExecutions"])
 
 
+@check("AWS::Lambda::EventInvokeConfig")
+def _event_invoke_config(cloud: Any, r: Resource, _: Stack) -> None:
+    p = r.properties
+    config = cloud.client("lambda").get_function_event_invoke_config(FunctionName=p["FunctionName"])
+    if "MaximumRetryAttempts" in p:
+        assert config["MaximumRetryAttempts"] == int(p["MaximumRetryAttempts"])
+    for outcome, destination in p.get("DestinationConfig", {}).items():
+        assert config["DestinationConfig"][outcome]["Destination"] == destination["Destination"]
+
+
 @check("AWS::Lambda::Permission")
 def _permission(cloud: Any, r: Resource, _: Stack) -> None:
     policy = json.loads(cloud.client("lambda").get_policy(FunctionName=r.properties["FunctionName"])["Policy"])
@@ -276,6 +329,17 @@ def _topic(cloud: Any, r: Resource, _: Stack) -> None:
     attributes = cloud.client("sns").get_topic_attributes(TopicArn=r.physical_id)["Attributes"]
     assert attributes.get("KmsMasterKeyId") == r.properties.get("KmsMasterKeyId")
     assert attributes.get("DisplayName") == r.properties.get("DisplayName")
+
+
+@check("AWS::SQS::Queue")
+def _queue(cloud: Any, r: Resource, _: Stack) -> None:
+    p = r.properties
+    attributes = cloud.client("sqs").get_queue_attributes(QueueUrl=r.physical_id, AttributeNames=["All"])["Attributes"]
+    if "QueueName" in p:
+        assert attributes["QueueArn"].rsplit(":", 1)[-1] == p["QueueName"]
+    for key in ("SqsManagedSseEnabled", "MessageRetentionPeriod"):
+        if key in p:
+            assert attributes[key] == str(p[key]).lower(), key
 
 
 @check("AWS::CloudWatch::Alarm")

@@ -111,6 +111,29 @@ def test_eventbridge_rule_delivers_to_a_lambda_target(cloud, app):
     assert delivered["source"] == "fixture.events"
 
 
+def test_an_async_event_that_keeps_failing_goes_to_the_on_failure_destination(cloud, app):
+    """Lambda's asynchronous retries as the event invoke configuration says (1 retry here), then the
+    invocation record in the SQS queue named as the on-failure destination; a success sends none."""
+    name, url = app.outputs["FlakyName"], app.outputs["FailedEventsUrl"]
+    lam, sqs = cloud.client("lambda"), cloud.client("sqs")
+    assert lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"ok": 1}')["StatusCode"] == 202
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"fail": "twice", "n": 3}))
+    cloud.wait_idle()
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    assert len(messages) == 1
+    record = json.loads(messages[0]["Body"])
+    function_arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    assert record["version"] == "1.0"
+    assert record["requestContext"]["functionArn"] == f"{function_arn}:$LATEST"
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["requestPayload"] == {"fail": "twice", "n": 3}
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
+    assert record["responsePayload"]["errorType"] == "ValueError"
+    assert record["responsePayload"]["errorMessage"] == "asked to fail: twice"
+    datetime.strptime(record["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def test_state_machine_runs_lambda_tasks_with_retry_then_catch(cloud, app):
     sfn = cloud.client("stepfunctions")
     ok = sfn.start_execution(stateMachineArn=app.outputs["MachineArn"], name="works", input=json.dumps({"x": 1}))
