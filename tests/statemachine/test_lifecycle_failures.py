@@ -234,3 +234,39 @@ def assert_stopped_in_train(lifecycle: Lifecycle, arn: str) -> Execution:
     assert status == "Stopped"
     assert lifecycle.versions("wine") == []
     return execution
+
+
+def test_an_event_execution_ended_keeps_failing_on_waits_in_its_failed_events_queue(lifecycle: Lifecycle) -> None:
+    """EventBridge invokes ExecutionEnded asynchronously: an event it still fails on after Lambda's two
+    retries (here a status change without its execution) is not lost. Lambda's invocation record, with
+    the event and the error, waits in the function's on-failure queue, which an alarm watches."""
+    cloud = lifecycle.cloud
+    event = {
+        "version": "0",
+        "id": "4c5a7d0e-failed-events-test",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": "2026-12-07T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"status": "ABORTED"},
+    }
+    cloud.client("lambda").invoke(
+        FunctionName=lifecycle.lepton.function("ExecutionEndedFunction"),
+        InvocationType="Event",
+        Payload=json.dumps(event),
+    )
+    cloud.wait_idle()
+    sqs = cloud.client("sqs")
+    url = sqs.get_queue_url(QueueName=f"lepton-{lifecycle.lepton.stage}-execution-ended-failed-events")["QueueUrl"]
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    (record,) = [b for b in bodies if b["requestPayload"].get("id") == event["id"]]
+    assert record["requestPayload"] == event
+    assert (record["requestContext"]["condition"], record["requestContext"]["approximateInvokeCount"]) == (
+        "RetriesExhausted",
+        3,
+    )
+    assert record["responseContext"]["functionError"] == "Unhandled"
+    assert record["responsePayload"]["errorType"] == "ValidationError"
+    assert "executionArn" in record["responsePayload"]["errorMessage"]
