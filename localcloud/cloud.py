@@ -250,12 +250,18 @@ class LocalCloud:
             raise TimeoutError(f"asynchronous invocations still running after {timeout}s")
 
     def wait_execution(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
-        """Poll a Step Functions execution until it leaves RUNNING and return its description."""
+        """Poll a Step Functions execution until it leaves RUNNING, wait for its interpreter to
+        have ended too (a stopped execution is ABORTED at once, as on AWS, while its task in flight
+        finishes; the status change event is sent at the end), and return its description."""
+        from localcloud.patches.execution_events import wait_ended
+
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
         while True:
             description = sfn.describe_execution(executionArn=execution_arn)
             if description["status"] != "RUNNING":
+                if not wait_ended(execution_arn, max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"{execution_arn} is {description['status']} but still running a task")
                 return dict(description)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{execution_arn} still RUNNING after {timeout}s")

@@ -12,17 +12,30 @@ The seams: the parser's `Execution.start` (RUNNING, once the execution has begun
 stop date and the output). The event has the documented detail: executionArn, stateMachineArn, name,
 status, startDate and stopDate (epoch milliseconds), input and output (JSON strings), inputDetails
 and outputDetails. It goes through moto's put_events on the default bus, so rules match it as any
-other event and their targets are delivered by the events patch."""
+other event and their targets are delivered by the events patch.
+
+StopExecution ends the execution at once, as on AWS: AWS answers DescribeExecution with ABORTED
+and StopExecution's stop date as soon as StopExecution returns, while a task in flight (a Lambda
+invocation, the job a `.sync` task waits on) finishes or is stopped after. moto's interpreter only
+signals its worker thread and records ABORTED once the worker has unwound (on a busy machine the
+job it waited on was Stopped first). The seam is the parser's `Execution.stop`: an execution still
+RUNNING is recorded ABORTED with the stop date at once; when its worker ends, it stays ABORTED with
+that date and its status change event is sent then.
+
+`wait_ended(arn)` waits for an execution's worker to have ended (its event sent): what
+`LocalCloud.wait_execution` waits for, so that a test sees an execution's side effects."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import logging
+import threading
+import time
 from typing import Any
 
 from moto.events.models import events_backends
-from moto.stepfunctions.parser.api import StateMachineType
+from moto.stepfunctions.parser.api import ExecutionStatus, StateMachineType
 from moto.stepfunctions.parser.backend import execution as parser_execution
 
 log = logging.getLogger("localcloud")
@@ -31,7 +44,11 @@ SOURCE = "aws.states"
 DETAIL_TYPE = "Step Functions Execution Status Change"
 
 _original_start = parser_execution.Execution.start
+_original_stop = parser_execution.Execution.stop
 _original_terminated = parser_execution.BaseExecutionWorkerCommunication.terminated
+
+_ended: set[str] = set()  # executions whose worker has ended
+_ended_changed = threading.Condition()
 
 
 def _epoch_ms(value: Any) -> int | None:
@@ -87,11 +104,41 @@ def _start(self: Any) -> None:
     publish(self, "RUNNING")  # not the status now: a short execution may have ended already
 
 
+def _stop(self: Any, stop_date: datetime.datetime, error: str | None, cause: str | None) -> None:
+    _original_stop(self, stop_date, error, cause)
+    if self.exec_status == ExecutionStatus.RUNNING:
+        self.exec_status = ExecutionStatus.ABORTED
+        self.stop_date = stop_date
+        self.localcloud_stopped_at = stop_date
+
+
 def _terminated(self: Any) -> None:
-    _original_terminated(self)
-    publish(self.execution, self.execution.exec_status.value)
+    execution = self.execution
+    try:
+        _original_terminated(self)
+        stopped_at = getattr(execution, "localcloud_stopped_at", None)
+        if stopped_at is not None:  # StopExecution's date, not the worker's end
+            execution.stop_date = stopped_at
+        publish(execution, execution.exec_status.value)
+    finally:
+        with _ended_changed:
+            _ended.add(execution.exec_arn)
+            _ended_changed.notify_all()
+
+
+def wait_ended(execution_arn: str, timeout: float) -> bool:
+    """Wait until the execution's worker has ended and its status change event was sent."""
+    deadline = time.monotonic() + timeout
+    with _ended_changed:
+        while execution_arn not in _ended:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            _ended_changed.wait(remaining)
+    return True
 
 
 def install() -> None:
     parser_execution.Execution.start = _start  # type: ignore[method-assign]
+    parser_execution.Execution.stop = _stop  # type: ignore[method-assign]
     parser_execution.BaseExecutionWorkerCommunication.terminated = _terminated  # type: ignore[method-assign]

@@ -228,7 +228,11 @@ def assert_stopped_in_train(lifecycle: Lifecycle, arn: str) -> Execution:
     job = execution.state_output("PrepareTraining")["prepared"]["run"]["training_job_name"]
     sagemaker = lifecycle.cloud.client("sagemaker")
     deadline = time.monotonic() + 60
-    while (status := sagemaker.describe_training_job(TrainingJobName=job)["TrainingJobStatus"]) == "Stopping":
+    # Step Functions stops the job after the execution is ABORTED, as on AWS
+    while (status := sagemaker.describe_training_job(TrainingJobName=job)["TrainingJobStatus"]) in (
+        "InProgress",
+        "Stopping",
+    ):
         assert time.monotonic() < deadline, "the training job never stopped"
         time.sleep(0.2)
     assert status == "Stopped"

@@ -256,8 +256,10 @@ def test_executions_send_their_status_changes_to_the_default_bus(cloud):
         arns[go] = sfn.start_execution(stateMachineArn=machine, name=go, input=json.dumps({"go": go}))["executionArn"]
     for go in ("done", "fail"):
         cloud.wait_execution(arns[go])
-    sfn.stop_execution(executionArn=arns["wait"])
-    assert cloud.wait_execution(arns["wait"])["status"] == "ABORTED"
+    stopped = sfn.stop_execution(executionArn=arns["wait"])["stopDate"]
+    # ABORTED as soon as StopExecution returns, with its stop date, as on AWS
+    assert sfn.describe_execution(executionArn=arns["wait"])["status"] == "ABORTED"
+    assert cloud.wait_execution(arns["wait"])["stopDate"] == stopped
 
     received: list[dict] = []
     deadline = time.monotonic() + 30
@@ -286,4 +288,6 @@ def test_executions_send_their_status_changes_to_the_default_bus(cloud):
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     assert detail["startDate"] == (described["startDate"] - epoch) // timedelta(milliseconds=1)
     assert by[("wait", "ABORTED")]["detail"]["output"] is None
+    epoch_ms = (stopped - epoch) // timedelta(milliseconds=1)
+    assert by[("wait", "ABORTED")]["detail"]["stopDate"] == epoch_ms
     assert by[("wait", "RUNNING")]["detail"]["stopDate"] is None

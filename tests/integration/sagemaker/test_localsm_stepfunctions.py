@@ -262,8 +262,8 @@ def test_stopping_the_execution_stops_the_running_job(aws: Aws) -> None:
         timeout=60,
     )
     assert job["SecondaryStatus"] == "Stopped"
-    # the local interpreter records ABORTED once its worker has unwound, which on a busy machine can
-    # come after the job's stop (AWS records it at once: docs/localcloud.md)
+    # moto alone (this module runs without LocalCloud's execution patch) records ABORTED once its
+    # interpreter has unwound, which on a busy machine came after the job's stop
     assert wait_until(lambda: aws.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", timeout=30)
     assert aws.sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
 
