@@ -139,6 +139,8 @@ def wait_ended(execution_arn: str, timeout: float) -> bool:
 
 
 def install() -> None:
+    with _ended_changed:  # a new emulator: an ARN from the last one may come again
+        _ended.clear()
     parser_execution.Execution.start = _start  # type: ignore[method-assign]
     parser_execution.Execution.stop = _stop  # type: ignore[method-assign]
     parser_execution.BaseExecutionWorkerCommunication.terminated = _terminated  # type: ignore[method-assign]
