@@ -11,7 +11,6 @@ SAM transform of the same templates alone, the part no deployer can skip."""
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -88,8 +87,6 @@ def cold_start_ms(cloud: Any, function_name: str, event: bytes) -> float:
         refused = isinstance(answer, dict) and int(answer.get("statusCode", 200)) >= 400  # the API's proxy answer
         if "FunctionError" in response or refused:  # an error path is not the cold start this measures
             raise RuntimeError(f"{function_name} failed on its sample: {payload[:500]!r}")
-        if os.environ.get("LEPTON_BENCH_SHOW_ANSWERS"):
-            print("   ", function_name, payload[:300])
     return statistics.median(samples)
 
 

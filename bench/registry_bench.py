@@ -58,7 +58,6 @@ import logging
 import os
 import random
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -67,7 +66,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -360,8 +359,9 @@ class Mlflow:
         directory.mkdir(parents=True, exist_ok=True)
         self.database = directory / "mlflow.db"
         if write_ahead_log:
-            with closing(sqlite3.connect(self.database)) as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
+            from localcloud.dynamodb_local import use_write_ahead_log
+
+            use_write_ahead_log(self.database)
         uri = f"sqlite:///{self.database}"
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         self.experiment = self.client.create_experiment("bench", artifact_location=f"{directory}/artifacts")
@@ -541,7 +541,7 @@ def measure(
             repeat,
         )
         if storage == "disk":
-            from localcloud.dynamodb_local import SHARED_DB_FILE
+            from localcloud.dynamodb_local import SHARED_DB_FILE, journal_mode
 
             ddb_journal = journal_mode(ddb.db_path / SHARED_DB_FILE)
             where["journal"] = f"DynamoDB Local {ddb_journal}, MLflow {journal_mode(theirs.database)}"
@@ -588,14 +588,11 @@ def measure(
     return Measurement(storage, where, times, ours.calls, warm, (load_before, os.getloadavg()[0]), floor)
 
 
-def journal_mode(database: Path) -> str:
-    with closing(sqlite3.connect(database)) as conn:
-        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
-
-
 def create_project_on_wal(ours: Ours, directory: Path, names: Iterator[str], repeat: int) -> OpTimes:
     """The disk A/B: ours against MLflow with its database in WAL mode too (not MLflow's default),
     so that the report shows how much of the durable create_project's margin is the journal mode."""
+    from localcloud.dynamodb_local import journal_mode
+
     theirs = Mlflow(directory, write_ahead_log=True)
     assert journal_mode(theirs.database) == "wal"
     theirs.setup("warm-up")

